@@ -1,0 +1,1 @@
+"""Deterministic fakes for tests: an embedder, a generator and an Anthropic-compatible server."""
