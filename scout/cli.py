@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -14,6 +15,9 @@ from scout.errors import ScoutError
 logger = logging.getLogger("scout.cli")
 
 DEFAULT_INDEX = "scout-index"
+
+# Subpackages that add their own subcommands through `add_commands(subparsers)`.
+PLUGIN_COMMANDS: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index(demo)
     demo.add_argument("--questions", type=int, default=3, help="held-out questions to answer (default 3)")
     demo.set_defaults(handler=cmd_demo)
+
+    for module_name in PLUGIN_COMMANDS:
+        importlib.import_module(module_name).add_commands(commands)
     return parser
 
 
