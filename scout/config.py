@@ -53,7 +53,7 @@ class BM25Config:
 
 @dataclass
 class FusionConfig:
-    """How the per-signal rankings merge into one.
+    """Fusion of the per-signal rankings into one.
 
     `rrf`: reciprocal rank fusion, sum of 1 / (rrf_k + rank) (Cormack et al., SIGIR 2009).
     `weighted`: min-max normalise each signal's scores over its candidates, then a weighted sum.
@@ -69,7 +69,7 @@ class FusionConfig:
 
 @dataclass
 class GeneratorConfig:
-    """Answer generation defaults; prices are US dollars per million tokens."""
+    """Generation defaults: backend, models, sources per prompt, token and time limits, support threshold."""
 
     backend: str = "local"
     local_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"

@@ -30,7 +30,7 @@ GENERATION_FILE = "generation.txt"
 
 
 def embedding_dimension(embedder) -> int:
-    """The embedder's output size (sentence-transformers 6 renamed the method; fakes keep the old name)."""
+    """Return the embedder's output size. sentence-transformers 6 renamed the method, and fakes keep the old name."""
     method = getattr(embedder, "get_embedding_dimension", None) or embedder.get_sentence_embedding_dimension
     return int(method())
 

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class IngestReport:
-    """What one ingest run did."""
+    """Counts and problems of one ingest run."""
 
     run_id: int
     added: list[str] = field(default_factory=list)
