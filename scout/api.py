@@ -99,7 +99,8 @@ class Scout:
         """Yield the answer's text pieces as they are generated, then the checked `Answer`.
 
         `backend` is `local` or `anthropic`; `model` overrides that backend's configured model;
-        `generator` replaces both (any object with the Generator protocol).
+        `generator` replaces both (any object with the Generator protocol). With `log`, the answer
+        is stored in the query log and `answer.query_id` is its row id, for `catalog.add_feedback`.
         """
         started = time.perf_counter()
         generator = generator or self.generator(backend, model)
@@ -111,7 +112,7 @@ class Scout:
                 answer = item
                 timings["total_ms"] = (time.perf_counter() - started) * 1000
                 if log:
-                    self.store.catalog.log_query(
+                    answer.query_id = self.store.catalog.log_query(
                         question, "ask", [h.chunk_id for h in hits], backend=generator.backend, answer=answer.text, latency_ms=timings["total_ms"]
                     )
             yield item
