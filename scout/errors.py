@@ -27,3 +27,7 @@ class ModelIntegrityError(ScoutError):
 
 class GeneratorError(ScoutError):
     """A generator backend failed: a missing API key, a timeout, an API error."""
+
+
+class IndexBusyError(ScoutError):
+    """Another process holds the index's embedded Qdrant store."""

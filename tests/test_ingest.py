@@ -175,3 +175,18 @@ def test_index_reopens_from_disk(tmp_path, real_embedder, tiny_corpus):
 
 def test_text_hash_is_stable():
     assert text_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_second_open_gets_busy_error(tmp_path, real_embedder, tiny_corpus):
+    """Qdrant's local mode locks its folder; a second client gets IndexBusyError, not a bare RuntimeError."""
+    from scout.errors import IndexBusyError
+
+    first = Scout.open(tmp_path / "index", embedder=real_embedder)
+    first.ingest([tiny_corpus], progress=False)
+    second = Scout.open(tmp_path / "index", embedder=real_embedder)
+    try:
+        with pytest.raises(IndexBusyError, match="open in another process"):
+            second.search("capital", k=1)
+    finally:
+        second.store.catalog.close()
+        first.close()

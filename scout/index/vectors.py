@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scout.errors import ConfigError, EmbedderMismatchError
+from scout.errors import ConfigError, EmbedderMismatchError, IndexBusyError
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,20 @@ class QdrantVectorStore:
         if self._client is None:
             from qdrant_client import QdrantClient
 
-            self._client = QdrantClient(url=self._url) if self._url else QdrantClient(path=str(self._path))
+            self._client = QdrantClient(url=self._url) if self._url else self._open_local(QdrantClient)
             self._ensure_collection()
         return self._client
+
+    def _open_local(self, client_class):
+        try:
+            return client_class(path=str(self._path))
+        except RuntimeError as exc:
+            if "already accessed" not in str(exc):
+                raise
+            raise IndexBusyError(
+                f"the embedded Qdrant store {self._path} is open in another process (a running `scout chat` or "
+                "another command); stop that process, or set qdrant_url to share the index through a Qdrant server"
+            ) from exc
 
     def close(self) -> None:
         if self._client is not None:
