@@ -17,15 +17,13 @@ logger = logging.getLogger("scout.cli")
 DEFAULT_INDEX = "scout-index"
 
 # Subpackages that add their own subcommands through `add_commands(subparsers)`.
-PLUGIN_COMMANDS: list[str] = []
+PLUGIN_COMMANDS: list[str] = ["scout.train.cli", "scout.eval.cli", "scout.app.cli", "scout.graph.cli"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # bm25s sets its own logger to DEBUG at import; keep its messages at the CLI's level.
-    logging.getLogger("bm25s").setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
         return args.handler(args)
     except ScoutError as exc:
@@ -55,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--fusion", choices=["rrf", "weighted"], help="fusion method (default: the index's configuration)")
     search.add_argument("--group", action="append", metavar="GROUP", help="ACL group of the reader (repeatable); public documents are always visible")
     search.add_argument("--json", action="store_true", help="print hits as JSON lines")
+    search.add_argument("--related", action="store_true", help="also print similar queries from the search log")
     search.set_defaults(handler=cmd_search)
 
     ask = commands.add_parser("ask", help="answer a question with cited sources")
@@ -104,14 +103,21 @@ def cmd_ingest(args) -> int:
 def cmd_search(args) -> int:
     with _open(args) as scout:
         hits = scout.search(args.query, k=args.k, fusion=args.fusion, groups=args.group)
+        related = scout.related_queries(args.query, groups=args.group) if args.related else []
     if args.json:
         for hit in hits:
             print(json.dumps(hit.to_dict()))
+        for query in related:
+            print(json.dumps({"related_query": query.query, "similarity": query.similarity, "count": query.count}))
         return 0
     if not hits:
         print("no hits")
     for rank, hit in enumerate(hits, start=1):
         print(format_hit(rank, hit))
+    if args.related:
+        print("\nrelated searches:" if related else "\nrelated searches: none in the search log")
+        for query in related:
+            print(f"  {query.query}  (similarity {query.similarity:.2f}, searched {query.count}x)")
     return 0
 
 

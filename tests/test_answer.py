@@ -37,6 +37,14 @@ def test_support_counts_content_words():
     assert support("", ["anything"]) == 1.0
 
 
+def test_support_ignores_words_from_question():
+    passage = ["The ship had 3,711 passengers and crew."]
+
+    assert support("The ship had 3,711 passengers.", passage, "How many passengers did the ship have?") == 1.0
+    assert support("The ship had 12 passengers.", passage, "How many passengers did the ship have?") == 0.0
+    assert support("The ship had passengers.", passage, "How many passengers did the ship have?") == 0.0
+
+
 def test_supported_answer_keeps_citations():
     answer = finalise_answer("capital of France?", "Paris is the capital of France [1].", HITS, Usage(3, 4), {}, FakeGenerator(), 0.5)
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 from scout.config import GeneratorConfig
 from scout.generate.base import Generator
-from scout.generate.citations import attribute, check_citations, is_abstention, support
+from scout.generate.citations import best_source, check_citations, is_abstention, support
 from scout.generate.prompt import ABSTAIN_TEXT, build_prompt
-from scout.types import Answer, Hit, Usage
+from scout.types import Answer, Citation, Hit, Usage
 
 
 def stream_answer(question: str, hits: list[Hit], generator: Generator, config: GeneratorConfig, timings: dict[str, float]) -> Iterator[str | Answer]:
@@ -45,12 +45,15 @@ def finalise_answer(question: str, raw: str, hits: list[Hit], usage: Usage, timi
         return _abstain(question, raw, hits, usage, timings, generator, checked.invalid)
 
     text, citations, attributed = checked.text, checked.citations, 0
-    if not citations:
-        citations = attribute(text, hits, min_support)
-        attributed = len(citations)
-        text = text + "".join(f" [{c.number}]" for c in citations)
-    cited_passages = [hits[c.number - 1].text for c in citations]
-    score = support(text, cited_passages) if cited_passages else 0.0
+    if citations:
+        score = support(text, [hits[c.number - 1].text for c in citations], question)
+    else:
+        # Small models often leave out the markers: cite the best-supporting source for them.
+        number, score = best_source(text, hits, question)
+        if number and score >= min_support:
+            hit = hits[number - 1]
+            citations, attributed = [Citation(number=number, chunk_id=hit.chunk_id, doc_id=hit.doc_id)], 1
+            text = f"{text} [{number}]"
     if score < min_support:
         answer = _abstain(question, raw, hits, usage, timings, generator, checked.invalid)
         answer.support = score

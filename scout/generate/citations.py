@@ -55,15 +55,18 @@ def content_tokens(text: str) -> list[str]:
     return [t for t in _TOKEN.findall(CITATION.sub(" ", text).lower()) if t not in STOPWORDS]
 
 
-def support(answer: str, passages: list[str]) -> float:
+def support(answer: str, passages: list[str], question: str = "") -> float:
     """Groundedness: the share of the answer's content tokens that occur in the passages.
 
-    1.0 for an answer with no content tokens. A lexical proxy: it credits copied facts and
-    misses paraphrase, so it errs towards calling a paraphrased answer unsupported.
+    Tokens the answer repeats from `question` are left out, so restating the question earns no
+    support; an answer that adds nothing beyond the question scores 0.0 when a question is given
+    and 1.0 when not. A lexical proxy: it credits copied facts and misses paraphrase, so it errs
+    towards calling a paraphrased answer unsupported.
     """
-    tokens = content_tokens(answer)
+    asked = set(content_tokens(question))
+    tokens = [t for t in content_tokens(answer) if t not in asked]
     if not tokens:
-        return 1.0
+        return 0.0 if asked else 1.0
     vocabulary = set(content_tokens(" ".join(passages)))
     return sum(1 for t in tokens if t in vocabulary) / len(tokens)
 
@@ -72,14 +75,11 @@ def is_abstention(text: str) -> bool:
     return bool(ABSTENTION.search(text))
 
 
-def attribute(text: str, sources: list[Hit], min_support: float) -> list[Citation]:
-    """Cite the single source that best supports an uncited answer, if it supports it enough."""
+def best_source(text: str, sources: list[Hit], question: str = "") -> tuple[int, float]:
+    """Return the 1-based number of the source that best supports `text`, and that support."""
     best_number, best_support = 0, 0.0
     for number, hit in enumerate(sources, start=1):
-        value = support(text, [hit.text])
+        value = support(text, [hit.text], question)
         if value > best_support:
             best_number, best_support = number, value
-    if best_number == 0 or best_support < min_support:
-        return []
-    hit = sources[best_number - 1]
-    return [Citation(number=best_number, chunk_id=hit.chunk_id, doc_id=hit.doc_id)]
+    return best_number, best_support

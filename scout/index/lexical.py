@@ -18,6 +18,17 @@ from scout.config import BM25Config
 
 logger = logging.getLogger(__name__)
 
+
+def _bm25s():
+    """Import bm25s and undo the DEBUG level it sets on its logger at import (bm25s 0.3.16).
+
+    With the level back at NOTSET, the application's logging configuration decides what shows.
+    """
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
 IDS_FILE = "chunk_ids.json"
 
 
@@ -37,8 +48,7 @@ class BM25Index:
 
     @classmethod
     def build(cls, chunk_ids: list[str], texts: list[str], config: BM25Config) -> BM25Index:
-        import bm25s
-
+        bm25s = _bm25s()
         model = bm25s.BM25(k1=config.k1, b=config.b, method=config.method)
         if texts:
             model.index(tokenize(texts, config), show_progress=False)
@@ -75,8 +85,7 @@ class BM25Index:
 
     @classmethod
     def load(cls, folder: Path, config: BM25Config) -> BM25Index:
-        import bm25s
-
+        bm25s = _bm25s()
         chunk_ids = json.loads((folder / IDS_FILE).read_text(encoding="utf-8"))
         if not chunk_ids:
             return cls.build([], [], config)
@@ -85,9 +94,7 @@ class BM25Index:
 
 
 def tokenize(texts: list[str], config: BM25Config) -> list[list[str]]:
-    import bm25s
-
-    return bm25s.tokenize(texts, stopwords=config.stopwords or None, stemmer=_stemmer(config.stemmer), return_ids=False, show_progress=False)
+    return _bm25s().tokenize(texts, stopwords=config.stopwords or None, stemmer=_stemmer(config.stemmer), return_ids=False, show_progress=False)
 
 
 _STEMMERS: dict[str, object] = {}
