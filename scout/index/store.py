@@ -6,6 +6,7 @@ my-index/
   catalog.db   SQLite catalog
   qdrant/      embedded Qdrant storage (absent with a server URL)
   bm25/        lexical index
+  graph/       knowledge graph (scout.graph)
 ```
 """
 
@@ -48,6 +49,7 @@ class IndexStore:
         self._bm25: BM25Index | None = None
         self._bm25_generation: str | None = None
         self._restricted: dict[str, tuple[str, ...]] | None = None
+        self._graph = None
 
     @classmethod
     def open(cls, path: Path, create: bool, config: IndexConfig | None = None, embedder=None) -> IndexStore:
@@ -111,6 +113,16 @@ class IndexStore:
         self._bm25_generation = generation
         self._restricted = None
         return self._bm25
+
+    @property
+    def graph(self):
+        """The knowledge graph (`scout.graph.KnowledgeGraph`), rebuilt when the catalog's generation moved."""
+        generation = self.catalog.get_state(GENERATION_KEY) or "0"
+        if self._graph is None or self._graph.generation != generation:
+            from scout.graph import KnowledgeGraph
+
+            self._graph = KnowledgeGraph.load_or_build(self.catalog.path, self.path / "graph", generation)
+        return self._graph
 
     def visible_chunks(self, groups: set[str]) -> set[str] | None:
         """Chunk ids a reader in `groups` may see, or None when every chunk is visible to them."""

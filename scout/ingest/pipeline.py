@@ -5,7 +5,7 @@ finishes the job:
 1. embeddings go to the catalog's cache as each batch finishes (a re-run does not re-embed);
 2. vectors of new chunk versions are upserted (old versions stay; the catalog ignores new ones);
 3. one catalog transaction swaps documents, chunks, log events and facts, and bumps the generation;
-4. stale vectors are deleted and the BM25 index is rebuilt for the new generation.
+4. stale vectors are deleted and the BM25 index and the graph are rebuilt for the new generation.
 """
 
 from __future__ import annotations
@@ -234,3 +234,4 @@ def _clean_up(store: IndexStore, plan: _Plan, chunks: dict[str, list[Chunk]]) ->
         removed = store.vectors.delete_documents_except(touched, keep)
         logger.info("deleted %d stale vectors", removed)
     store.bm25  # rebuilds when the generation moved
+    store.graph  # likewise
