@@ -11,9 +11,10 @@ from scout.config import BACKENDS, IndexConfig
 from scout.errors import ConfigError
 from scout.generate.answer import stream_answer
 from scout.generate.base import Generator
+from scout.graph import ClickSignal, EntityNeighbourhood, GraphSignal, RelatedQuery, describe_entity
 from scout.index.store import IndexStore
 from scout.ingest.pipeline import IngestReport, ingest
-from scout.retrieve.hybrid import HybridRetriever
+from scout.retrieve.hybrid import HybridRetriever, reader_groups
 from scout.types import Answer, Hit
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class Scout:
     def __init__(self, store: IndexStore) -> None:
         self.store = store
         self.retriever = HybridRetriever(store)
+        self.retriever.add_signal("graph", GraphSignal(store))
+        self.retriever.add_signal("click", ClickSignal(store))
         self._generators: dict[tuple[str, str], Generator] = {}
 
     @classmethod
@@ -75,6 +78,19 @@ class Scout:
     def search(self, query: str, k: int = 10, *, fusion: str | None = None, groups: Iterable[str] | None = None, signals: Iterable[str] | None = None) -> list[Hit]:
         """Return up to `k` hits a reader in `groups` (plus `public`) may see, best first."""
         return self.retriever.search(query, k=k, fusion=fusion, groups=groups, signals=signals)
+
+    def related_queries(self, query: str, k: int = 5, *, groups: Iterable[str] | None = None) -> list[RelatedQuery]:
+        """Up to `k` logged searches most similar to `query`, leaving out those that only led to documents hidden from `groups`."""
+        graph = self.store.graph
+        allowed = reader_groups(groups)
+        return graph.click_prior(self.config.bm25).related(query, k, graph.visible_documents(allowed))
+
+    def entity(self, name: str, *, groups: Iterable[str] | None = None, limit: int = 10) -> EntityNeighbourhood:
+        """An entity's documents, linked entities and the logged queries that led to it.
+
+        Raises `scout.graph.EntityNotFoundError`, which lists close matches, for an unknown name.
+        """
+        return describe_entity(self.store.graph, name, reader_groups(groups), limit)
 
     def ask(self, question: str, **options) -> Answer:
         """Answer a question with citations; takes the same options as `stream`."""
