@@ -145,6 +145,20 @@ class Scout:
             self._generators[key] = _make_generator(backend, model, settings)
         return self._generators[key]
 
+    def warm_up(self, backend: str | None = None, model: str | None = None) -> float:
+        """Load the embedder, the derived indexes and the generator now; return the seconds it took.
+
+        Without it they load on first use, and the first answer's timings include the loading.
+        """
+        started = time.perf_counter()
+        self.store.embed_queries(["warm up"])
+        self.store.bm25
+        self.store.graph
+        generator = self.generator(backend, model)
+        if hasattr(generator, "warm_up"):
+            generator.warm_up()
+        return time.perf_counter() - started
+
     def stats(self) -> dict:
         """Counts of documents, chunks, log events, queries and feedback, and the vector count."""
         counts = self.store.catalog.counts()

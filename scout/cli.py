@@ -131,6 +131,9 @@ def cmd_ask(args) -> int:
     from scout.types import Answer
 
     with _open(args) as scout:
+        if not args.json:
+            seconds = scout.warm_up(args.backend, args.model)
+            print(f"(models and indexes loaded in {seconds:.1f} s)", file=sys.stderr)
         answer = None
         for item in scout.stream(args.question, backend=args.backend, model=args.model, k=args.k, groups=args.group):
             if isinstance(item, Answer):
@@ -179,6 +182,7 @@ def cmd_demo(args) -> int:
         for problem in report.problems:
             print(f"skipped {problem}", file=sys.stderr)
         print(report.summary())
+        print(f"(models and indexes loaded in {scout.warm_up('local'):.1f} s)")
         for question in questions:
             print(f"\n== scout ask {question['question']!r}")
             answer = None

@@ -98,7 +98,8 @@ class Answer:
     `text` is the abstention message and `raw_text` keeps what the model wrote.
     `invalid_citations` counts markers removed because they named no given source;
     `attributed_citations` counts citations Scout added to an answer the model left uncited;
-    `support` is the share of the answer's content words found in the cited passages.
+    `support` is the share of the answer's content words found in the cited passages;
+    `query_id` is the answer's row in the index's query log, for feedback.
     """
 
     question: str
@@ -114,6 +115,7 @@ class Answer:
     abstained: bool = False
     backend: str = ""
     model: str = ""
+    query_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
