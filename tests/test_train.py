@@ -23,7 +23,7 @@ from scout.train import (
     sequence_loss,
     train_lora,
 )
-from scout.train.examples import strip_citations
+from scout.train.examples import strip_citations, trim_to_sentence
 from scout.train.lora import batch_indices
 from scout.train.run import DistillOptions, FinetuneOptions, run_distill, run_finetune
 from scout.train.teacher import CachedTeacher, TeacherCache
@@ -203,6 +203,21 @@ def test_encode_example_aligns_teacher_targets(tiny_model_dir):
 
 def test_strip_citations():
     assert strip_citations("Canberra is the capital [1]. It lies inland [2, 3].") == "Canberra is the capital. It lies inland."
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Canberra is the capital. It lies in", "Canberra is the capital."),
+        ("Canberra is the capital [1]. It lies [2", "Canberra is the capital [1]."),
+        ("Steps:\n1. Wash your hands. 2. Wear a", "Steps:\n1. Wash your hands."),
+        ("It rose 1.5 times in 2014. The next", "It rose 1.5 times in 2014."),
+        ("No sentence end here", "No sentence end here"),
+        ("Complete answer.", "Complete answer."),
+    ],
+)
+def test_trim_to_sentence(text, expected):
+    assert trim_to_sentence(text) == expected
 
 
 # The LoRA loop

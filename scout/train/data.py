@@ -20,7 +20,7 @@ from scout.generate.base import Prompt
 from scout.generate.citations import is_abstention
 from scout.generate.prompt import build_prompt
 from scout.index.catalog import StoredChunk
-from scout.train.examples import TrainingExample, closed_book_prompt, strip_citations
+from scout.train.examples import TrainingExample, closed_book_prompt, strip_citations, trim_to_sentence
 from scout.train.questions import (
     cloze,
     extract_answer,
@@ -212,8 +212,9 @@ def teacher_examples(
     """Answer each question with the teacher, which reads retrieved passages, and keep the answers.
 
     The student's prompt is the teacher's when `student_reads_passages`, else the closed-book
-    prompt with citation markers removed from the target. Empty answers and abstentions ("I
-    don't know") are skipped, because a student trained on them learns to abstain.
+    prompt with citation markers removed from the target. An answer cut off at the teacher's
+    max_tokens is trimmed to its last complete sentence. Empty answers and abstentions ("I don't
+    know") are skipped, because a student trained on them learns to abstain.
     """
     from tqdm.auto import tqdm
 
@@ -221,7 +222,7 @@ def teacher_examples(
     for question in tqdm(list(questions), desc="teacher", unit="question", disable=not progress):
         report.questions += 1
         teacher_prompt = build_prompt(question.question, _passages_for(scout, corpus, question, passages), max_source_chars)
-        answer = teacher.complete(teacher_prompt)
+        answer = trim_to_sentence(teacher.complete(teacher_prompt))
         if not answer or is_abstention(answer):
             report.skipped["teacher_abstained" if answer else "teacher_empty"] += 1
             continue

@@ -36,6 +36,23 @@ def strip_citations(text: str) -> str:
     return re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", without)).strip()
 
 
+# A sentence end: ., ! or ? after a word, optionally followed by citation markers, then a space
+# or the end. A period after a one-digit number ("1." in a list) does not count.
+_SENTENCE_END = re.compile(r"(?:(?<=[A-Za-z)\]\"'%])|(?<=\w\w))[.!?](?:\s*\[\d+(?:\s*,\s*\d+)*\])*(?=\s|$)")
+
+
+def trim_to_sentence(text: str) -> str:
+    """Cut text after its last complete sentence, so an output cut off at max_tokens ends cleanly.
+
+    Text with no sentence end is returned stripped but otherwise unchanged.
+    """
+    text = text.strip()
+    ends = list(_SENTENCE_END.finditer(text))
+    if not ends:
+        return text
+    return text[: ends[-1].end()]
+
+
 @dataclass(frozen=True)
 class TrainingExample:
     """One training item: the student's prompt and the text it should produce.
