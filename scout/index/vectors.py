@@ -72,6 +72,10 @@ class QdrantVectorStore:
         client = self._client
         if not client.collection_exists(self.collection):
             client.create_collection(self.collection, vectors_config=models.VectorParams(size=self.dimension, distance=models.Distance.COSINE))
+            if self._url:
+                # A Qdrant server filters through payload indexes; local mode has none and ignores this.
+                client.create_payload_index(self.collection, "acl", models.PayloadSchemaType.KEYWORD)
+                client.create_payload_index(self.collection, "doc_id", models.PayloadSchemaType.KEYWORD)
             return
         size = client.get_collection(self.collection).config.params.vectors.size
         if size != self.dimension:

@@ -71,11 +71,15 @@ class HybridRetriever:
 
     def _rankings(self, query: str, candidates: int, allowed: set[str], wanted: tuple[str, ...]) -> dict[str, Ranking]:
         rankings: dict[str, Ranking] = {}
+        visible = self.store.visible_chunks(allowed)
         if "bm25" in wanted:
-            rankings["bm25"] = self.store.bm25.search(query, candidates, allowed=self.store.visible_chunks(allowed))
+            rankings["bm25"] = self.store.bm25.search(query, candidates, allowed=visible)
         if "dense" in wanted:
             vector = self.store.embed_queries([query])[0]
-            rankings["dense"] = self.store.vectors.search(vector, candidates, groups=allowed)
+            # Filter in Qdrant only when some chunk is hidden from this reader: a payload filter
+            # costs about 200x an unfiltered search in local mode (600 ms vs 3 ms on 497 points).
+            groups = None if visible is None else allowed
+            rankings["dense"] = self.store.vectors.search(vector, candidates, groups=groups)
         for name, source in self._extra.items():
             if name in wanted:
                 rankings[name] = source(query, candidates, allowed)
