@@ -26,7 +26,7 @@ from scout.train import (
 from scout.train.examples import strip_citations, trim_to_sentence
 from scout.train.lora import batch_indices
 from scout.train.run import DistillOptions, FinetuneOptions, run_distill, run_finetune
-from scout.train.teacher import CachedTeacher, TeacherCache
+from scout.train.teacher import CachedTeacher, CallCost, TeacherCache
 from scout.types import Usage
 
 EXAMPLE = TrainingExample(
@@ -311,6 +311,11 @@ def test_teacher_cache_survives_reload(tmp_path):
     assert second.complete(prompt) == "Paris is in France. [1]"
     assert generator.calls == 1
     assert second.calls == 0
+    spent = second.spent()
+    assert spent["outputs"] == 1
+    assert spent["calls_this_run"] == 0
+    assert spent["unrecorded"] == 0
+    assert second.cache.cost(next(iter(second.used_keys))).cpu_seconds >= 0
     assert second.complete(prompt, max_tokens=16) == "Paris is in France. [1]"
     assert generator.calls == 2
 
@@ -322,6 +327,7 @@ def test_teacher_cache_skips_cut_line(tmp_path):
 
     assert cache.get("a") == "kept"
     assert cache.get("b") is None
+    assert cache.cost("a") == CallCost()
 
 
 # scout distill and scout finetune on a tiny model
@@ -340,7 +346,9 @@ def test_distill_second_run_calls_teacher_zero_times(fake_index, tiny_model_dir,
     assert calls_after_first == first.manifest["examples"]["questions"]
     assert calls_after_first > 0
     assert second_teacher.calls == 0
-    assert second.manifest["teacher_calls_this_run"] == 0
+    assert second.manifest["teacher"]["calls_this_run"] == 0
+    assert second.manifest["teacher"]["outputs"] == calls_after_first
+    assert second.manifest["teacher"]["cpu_minutes"] == first.manifest["teacher"]["cpu_minutes"]
     assert second.manifest["data"]["train.jsonl"] == first.manifest["data"]["train.jsonl"]
 
 
@@ -401,6 +409,8 @@ def test_finetune_manifest_records_run(fake_index, tiny_model_dir, tmp_path):
     assert manifest["steps"] == 3
     assert len(manifest["losses"]) == 3
     assert manifest["train_cpu_minutes"] > 0
+    assert manifest["cpu_minutes"] == manifest["train_cpu_minutes"]
+    assert manifest["data_build"]["wall_seconds"] > 0
     assert manifest["train_config"]["steps"] == 3
     train_bytes = (out / "data" / "train.jsonl").read_bytes()
     assert manifest["data"]["train.jsonl"]["sha256"] == hashlib.sha256(train_bytes).hexdigest()

@@ -134,10 +134,9 @@ def _print_summary(run) -> None:
     losses = manifest["losses"]
     first, last = (f"{losses[0]:.4f}", f"{losses[-1]:.4f}") if losses else ("-", "-")
     examples = manifest["examples"]
-    print(
-        f"{manifest['kind']}: {examples['trained']} examples ({examples['by_origin']}), "
-        f"{manifest['teacher_calls_this_run']} teacher calls this run"
-    )
+    teacher = manifest["teacher"]
+    calls = f", {teacher['calls_this_run']} teacher calls this run" if "calls_this_run" in teacher else ""
+    print(f"{manifest['kind']}: {examples['trained']} examples ({examples['by_origin']}){calls}")
     print(
         f"trained {manifest['steps']} steps ({manifest['loss']} loss {first} -> {last}) in "
         f"{manifest['train_wall_seconds'] / 60:.1f} min, {manifest['train_cpu_minutes']:.1f} CPU min"

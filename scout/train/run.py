@@ -158,7 +158,7 @@ def run_distill(options: DistillOptions, *, command: str = "", embedder=None, te
     `embedder` replaces the index's embedder and `teacher_generator` the teacher's generator
     (tests pass fakes).
     """
-    started = time.perf_counter()
+    started = _Clock()
     out = _prepare_output(options.out)
     same_model = _same_model(options.teacher_ref, options.student) if options.teacher == "local" else False
     student_reads_passages = options.mode in ("sequence", "kl") and not same_model
@@ -180,13 +180,13 @@ def run_distill(options: DistillOptions, *, command: str = "", embedder=None, te
             passages=options.passages, max_source_chars=options.max_source_chars, report=report, progress=progress,
         )
         index_summary = _index_summary(options.index, corpus)
-    teacher_calls, teacher_usage = teacher.calls, asdict(teacher.usage)
+    teacher_cost = {"name": teacher.name} | teacher.spent()
     # A local teacher keeps a second copy of a model in memory, so free it before the student loads.
     del teacher, teacher_generator
     gc.collect()
 
     data = _write_data(out, questions, examples)
-    data_seconds = time.perf_counter() - started
+    data_time = started.elapsed()
     loss = _distill_loss(options, student_reads_passages)
     train_config = _with_loss(options.train, loss)
     model, tokenizer, teacher_model = _load_models(options.student, options.teacher_ref if loss == "kl" and not same_model else None)
@@ -194,9 +194,9 @@ def run_distill(options: DistillOptions, *, command: str = "", embedder=None, te
 
     manifest = _manifest(
         kind="distill", command=command, options=options, student=options.student,
-        student_prompt="rag" if student_reads_passages else "closed_book", teacher=f"{options.teacher}:{options.teacher_ref}",
+        student_prompt="rag" if student_reads_passages else "closed_book", teacher=teacher_cost,
         loss=loss, train_config=train_config, index=index_summary, data=data | {TEACHER_CACHE: describe_file(out / TEACHER_CACHE)},
-        report=report, result=result, data_seconds=data_seconds, teacher_calls=teacher_calls, teacher_usage=teacher_usage,
+        report=report, result=result, data_time=data_time,
     )
     _save_final(out, result, tokenizer, options.student, manifest)
     return TrainingRun(out, manifest, result)
@@ -225,7 +225,7 @@ def _distill_loss(options: DistillOptions, student_reads_passages: bool) -> str:
 
 def run_finetune(options: FinetuneOptions, *, command: str = "", embedder=None, teacher_generator=None, progress: bool = True) -> TrainingRun:
     """Build question/answer pairs from an index and fine-tune the model on them with LoRA."""
-    started = time.perf_counter()
+    started = _Clock()
     out = _prepare_output(options.out)
     report = BuildReport()
     teacher = None
@@ -239,22 +239,21 @@ def run_finetune(options: FinetuneOptions, *, command: str = "", embedder=None, 
         questions = _finetune_questions(corpus, options)
         examples = _finetune_examples(scout, corpus, questions, options, teacher, report, progress)
         index_summary = _index_summary(options.index, corpus)
-    teacher_calls = teacher.calls if teacher else 0
-    teacher_name = teacher.name if teacher else "extracted from the corpus"
+    teacher_cost = {"name": teacher.name} | teacher.spent() if teacher else {"name": "none: answers extracted from the corpus"}
     del teacher, teacher_generator
     gc.collect()
 
     data = _write_data(out, questions, examples)
-    data_seconds = time.perf_counter() - started
+    data_time = started.elapsed()
     train_config = _with_loss(options.train, "sequence")
     model, tokenizer, _ = _load_models(options.model, None)
     result = train_lora(model, tokenizer, examples, train_config, output_dir=out, data_hash=data["train.jsonl"]["sha256"], progress=progress)
 
     manifest = _manifest(
         kind="finetune", command=command, options=options, student=options.model,
-        student_prompt="closed_book" if options.closed_book else "rag", teacher=teacher_name, loss="sequence",
+        student_prompt="closed_book" if options.closed_book else "rag", teacher=teacher_cost, loss="sequence",
         train_config=train_config, index=index_summary, data=data | {TEACHER_CACHE: describe_file(out / TEACHER_CACHE)},
-        report=report, result=result, data_seconds=data_seconds, teacher_calls=teacher_calls, teacher_usage=None,
+        report=report, result=result, data_time=data_time,
     )
     _save_final(out, result, tokenizer, options.model, manifest)
     return TrainingRun(out, manifest, result)
@@ -396,7 +395,24 @@ def _load_models(student_ref: str, teacher_ref: str | None):
     return model, tokenizer, teacher
 
 
-def _manifest(*, kind, command, options, student, student_prompt, teacher, loss, train_config, index, data, report, result: TrainResult, data_seconds, teacher_calls, teacher_usage) -> dict[str, Any]:
+class _Clock:
+    """Wall and process CPU time since creation."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def elapsed(self) -> dict[str, float]:
+        return {"wall_seconds": round(time.perf_counter() - self.wall, 1), "cpu_minutes": round((time.process_time() - self.cpu) / 60, 2)}
+
+
+def _manifest(*, kind, command, options, student, student_prompt, teacher, loss, train_config, index, data, report, result: TrainResult, data_time) -> dict[str, Any]:
+    """Describe a finished run for `scout_training.json`.
+
+    `cpu_minutes` is what the checkpoint cost: training CPU time over all resumed runs plus the
+    recorded CPU time of the teacher calls behind its data, including calls cached by earlier
+    runs. Building the data (retrieval, templating) is left out of it and reported for this run
+    alone under `data_build`.
+    """
     import peft
     import torch
     import transformers
@@ -411,22 +427,21 @@ def _manifest(*, kind, command, options, student, student_prompt, teacher, loss,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "student": student,
         "student_prompt": student_prompt,
-        "teacher": teacher,
         "loss": loss,
+        "teacher": teacher,
         "options": option_values,
         "train_config": train_config.to_dict(),
         "index": index,
         "data": data,
         "examples": report.to_dict() | {"trained": result.examples, "skipped_too_long": result.skipped_examples, "target_tokens": result.target_tokens},
-        "teacher_calls_this_run": teacher_calls,
-        "teacher_usage_this_run": teacher_usage,
         "steps": result.step,
         "losses": result.losses,
         "resumed_from_step": result.resumed_from,
         "train_wall_seconds": round(result.wall_seconds, 1),
         "train_cpu_minutes": round(result.cpu_minutes, 2),
         "seconds_per_step": round(result.wall_seconds / result.step, 2) if result.step else None,
-        "data_build_seconds": round(data_seconds, 1),
+        "cpu_minutes": round(result.cpu_minutes + teacher.get("cpu_minutes", 0.0), 2),
+        "data_build": data_time,
         "torch_threads": torch.get_num_threads(),
         "versions": {"scout": __version__, "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }
