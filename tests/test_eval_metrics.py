@@ -32,6 +32,7 @@ from scout.eval.metrics import (
     usd_per_1000_queries,
 )
 from scout.eval.report import load_prices, record_cost_usd
+from scout.eval.results import answer_in_sources
 from scout.eval.suites import EvalQuestion, Suite, hotpot_title, is_held_out, load_sample_suite
 from scout.eval.systems import parse_system, parse_systems, training_cost
 
@@ -253,3 +254,12 @@ class TestFreshnessEdit:
 
         # 5 occurs twice in "a"; 12 + 7 = 19 occurs in "b", so the offset moves on to 20.
         assert edit == FreshnessEdit("b", "12", "20", "How many columns?")
+
+
+class TestAnswerInSources:
+    def test_found_as_whole_tokens(self):
+        assert answer_in_sources(["The gate has 12 columns."], ("12",))
+        assert not answer_in_sources(["The gate has 120 columns."], ("12",))
+
+    def test_unanswerable_is_none(self):
+        assert answer_in_sources(["anything"], ()) is None

@@ -100,10 +100,13 @@ def test_rag_metrics_on_tiny_suite(tmp_path):
     assert rag["em"] == 0.0
     assert 0 < rag["f1"] < 1
     assert rag["usd_per_1000_queries"] == 0.0
+    assert rag["answer_in_sources"] == 1.0
+    assert rag["raw_f1"] == rag["f1"]
     assert oracle["recall@4"] is None
     assert oracle["abstention_rate_unanswerable"] == 1.0
     assert closed["false_abstention_rate"] == 1.0
     assert closed["citation_recall"] is None
+    assert closed["answer_in_sources"] is None
 
 
 def test_freshness_rag_gives_new_answer(tmp_path):
@@ -112,6 +115,8 @@ def test_freshness_rag_gives_new_answer(tmp_path):
     rows = results["freshness"]["systems"]
     assert rows["rag:fake"]["freshness-before"]["contains_old"]
     assert rows["rag:fake"]["freshness-after"]["contains_new"]
+    assert rows["rag:fake"]["freshness-after"]["sources_contain_expected"]
+    assert rows["closed-book:fake"]["freshness-after"]["sources_contain_expected"] is None
     assert not rows["closed-book:fake"]["freshness-after"]["contains_new"]
     assert results["freshness"]["reingest_seconds"] >= 0
 

@@ -10,12 +10,17 @@ METRIC_DEFINITIONS = """\
 - **EM / F1**: exact match and token F1 after SQuAD v1.1 normalisation (lower case, no punctuation or
   articles), maximum over the gold answers, on answerable questions. An abstention scores 0. Citation
   markers are removed first. Long generated sentences score low EM against short extractive answers.
+  **F1 before support check**: F1 of the generator's own text, before Scout replaced an answer
+  its sources do not support with the abstention message.
 - **recall@k, nDCG@10, MRR**: computed with ranx over the top-10 document ids of Scout's hybrid search
   (chunks collapsed to their document), binary relevance, for questions with gold documents.
+- **answer in sources**: share of answerable questions where a gold answer occurs, as whole
+  normalised tokens, in the passages the generator read.
 - **citation precision**: share of cited documents that are gold documents (answers with citations).
   **citation recall**: share of gold documents cited (answerable questions; an abstention scores 0).
-- **groundedness**: share of the answer's content words found in the passages it cites
-  (`scout.generate.citations.support`, a lexical proxy), over answers that did not abstain.
+- **groundedness**: share of the answer's content words found in the passages it cites, words
+  repeated from the question left out (`scout.generate.citations.support`, a lexical proxy), over
+  answers that did not abstain.
 - **abstains on unanswerable**: share of unanswerable questions answered with an abstention.
   **false abstentions**: share of answerable questions answered with an abstention.
 - **latency**: wall time of one answer (retrieval and generation; the extra top-10 search used for
@@ -88,10 +93,13 @@ def _quality_table(results: dict) -> str:
     rows = []
     for name, m in results["systems"].items():
         rows.append([
-            f"`{name}`", fmt(m["questions"]), fmt(m["errors"]), fmt(m["em"]), fmt(m["f1"]),
+            f"`{name}`", fmt(m["questions"]), fmt(m["errors"]), fmt(m["em"]), fmt(m["f1"]), fmt(m["raw_f1"]),
             fmt(m["abstention_rate_unanswerable"]), fmt(m["false_abstention_rate"]), fmt(m["groundedness"]),
         ])
-    header = ["system", "questions", "errors", "EM", "F1", "abstains on unanswerable", "false abstentions", "groundedness"]
+    header = [
+        "system", "questions", "errors", "EM", "F1", "F1 before support check", "abstains on unanswerable",
+        "false abstentions", "groundedness",
+    ]
     return "## Answer quality\n\n" + _table(header, rows)
 
 
@@ -101,9 +109,9 @@ def _retrieval_table(results: dict) -> str:
     for name, m in results["systems"].items():
         rows.append([
             f"`{name}`", fmt(m[f"recall@{k}"]), fmt(m[f"ndcg@{RETRIEVAL_DEPTH}"]), fmt(m["mrr"]),
-            fmt(m["citation_precision"]), fmt(m["citation_recall"]),
+            fmt(m["answer_in_sources"]), fmt(m["citation_precision"]), fmt(m["citation_recall"]),
         ])
-    header = ["system", f"recall@{k}", f"nDCG@{RETRIEVAL_DEPTH}", "MRR", "citation precision", "citation recall"]
+    header = ["system", f"recall@{k}", f"nDCG@{RETRIEVAL_DEPTH}", "MRR", "answer in sources", "citation precision", "citation recall"]
     note = "Retrieval metrics apply to systems that retrieve; citation metrics to systems that read sources.\n\n"
     return "## Retrieval and citations\n\n" + note + _table(header, rows)
 
@@ -155,10 +163,20 @@ def _freshness(results: dict) -> str:
             cells.append("n/a" if result is None else _freshness_cell(result))
         after = row.get("freshness-after")
         cells.append("yes" if after and after["contains_new"] else "no")
-        cells.append(_clip(after["answer"]) if after else "n/a")
+        cells.append(_yes_no(after.get("sources_contain_expected")) if after else "n/a")
+        cells.append(_clip(after["raw_answer"] or "(no text)") if after else "n/a")
         rows.append(cells)
-    header = ["system", "before the edit", "after the edit", "gives the new answer", "answer after the edit"]
+    header = [
+        "system", "before the edit", "after the edit", "gives the new answer", "its sources contain the new value",
+        "model's text after the edit",
+    ]
     return "\n".join(lines) + "\n" + _table(header, rows)
+
+
+def _yes_no(value: bool | None) -> str:
+    if value is None:
+        return "n/a"
+    return "yes" if value else "no"
 
 
 def _freshness_cell(result: dict) -> str:
@@ -186,7 +204,10 @@ def _examples(results: dict, count: int = 5) -> str:
         gold = "; ".join(own[0]["gold_answers"]) or "(unanswerable)"
         lines.append(f"**{own[0]['question']}** (`{question_id}`), gold: {_clip(gold)}\n")
         for record in own:
-            lines.append(f"- `{record['system']}` (F1 {record['f1']:.2f}): {_clip(record['answer'])}")
+            text = _clip(record["answer"])
+            if record["abstained"] and record["raw_answer"] and record["raw_answer"] != record["answer"]:
+                text += f" (the model wrote: {_clip(record['raw_answer'])})"
+            lines.append(f"- `{record['system']}` (F1 {record['f1']:.2f}): {text}")
         lines.append("")
     return "\n".join(lines)
 

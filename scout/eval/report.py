@@ -83,6 +83,8 @@ def aggregate_system(records: list[dict], spec: SystemSpec, k: int, prices: dict
         "questions": len(done), "errors": len(records) - len(done),
         "answerable": len(answerable), "unanswerable": len(done) - len(answerable),
         "em": mean(r["em"] for r in answerable), "f1": mean(r["f1"] for r in answerable),
+        "raw_f1": mean(r["raw_f1"] for r in answerable),
+        "answer_in_sources": mean(r["answer_in_sources"] for r in answerable),
         **retrieval_metrics(done, k, spec.retrieves),
         "citation_precision": mean(r["citation_precision"] for r in answered),
         "citation_recall": mean(r["citation_recall"] for r in done),

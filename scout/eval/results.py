@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from scout.eval.metrics import citation_precision, citation_recall, exact_match, strip_citations, token_f1
+from scout.eval.metrics import citation_precision, citation_recall, contains_answer, exact_match, strip_citations, token_f1
 from scout.eval.suites import EvalQuestion
 from scout.eval.systems import Outcome, SystemSpec
 
@@ -21,8 +21,9 @@ RESULTS_FILE = "results.jsonl"
 def score(suite: str, spec: SystemSpec, question: EvalQuestion, outcome: Outcome, k: int, phase: str = "main") -> dict:
     """One result record: the question, what the system produced, and the per-question metrics.
 
-    EM and F1 score an abstention as the empty answer. Citation metrics are None for a system
-    that reads no sources and for a question without gold documents.
+    EM and F1 score an abstention as the empty answer, and `raw_f1` scores the generator's text
+    before Scout's support check replaced it. Citation metrics and `answer_in_sources` are None
+    for a system that reads no sources; citation metrics also for a question without gold documents.
     """
     prediction = "" if outcome.abstained else strip_citations(outcome.text)
     gold = set(question.gold_doc_ids)
@@ -34,6 +35,8 @@ def score(suite: str, spec: SystemSpec, question: EvalQuestion, outcome: Outcome
         "gold_answers": list(question.answers), "gold_doc_ids": list(question.gold_doc_ids), "answerable": question.answerable,
         "answer": outcome.text, "raw_answer": outcome.raw_text, "abstained": outcome.abstained,
         "em": exact_match(prediction, question.answers), "f1": token_f1(prediction, question.answers),
+        "raw_f1": token_f1(strip_citations(outcome.raw_text), question.answers),
+        "answer_in_sources": answer_in_sources(outcome.source_passages, question.answers) if reads_sources else None,
         "cited_doc_ids": outcome.cited_doc_ids, "source_doc_ids": outcome.source_doc_ids,
         "retrieved_doc_ids": outcome.retrieved_doc_ids,
         "citation_precision": citation_precision(cited, gold) if reads_sources and gold else None,
@@ -45,6 +48,17 @@ def score(suite: str, spec: SystemSpec, question: EvalQuestion, outcome: Outcome
         "backend": outcome.backend, "model": outcome.model, "k": k,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def answer_in_sources(passages: list[str], answers: tuple[str, ...]) -> bool | None:
+    """Return whether a gold answer occurs, as whole normalised tokens, in the passages the generator read.
+
+    None for an unanswerable question. An answer split across two chunks is not found.
+    """
+    if not answers:
+        return None
+    text = " ".join(passages)
+    return any(contains_answer(text, answer) for answer in answers)
 
 
 def error_record(suite: str, spec: SystemSpec, question: EvalQuestion, error: Exception, phase: str = "main") -> dict:

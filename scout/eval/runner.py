@@ -160,7 +160,7 @@ def run_freshness(scout: Scout, suite: Suite, systems: list[EvalSystem], store: 
     """Ask the freshness question before and after the edit, then restore the suite's documents.
 
     Returns the edit, the re-ingest time and, per system, whether each answer contains the old
-    and the new value.
+    and the new value and whether the passages it read contain the expected one.
     """
     state_file = out / FRESHNESS_FILE
     state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.is_file() else {}
@@ -214,9 +214,11 @@ def freshness_summary(state: dict, edit: FreshnessEdit, suite: str, systems: lis
                 row[phase] = None
                 continue
             row[phase] = {
-                "answer": record["answer"], "abstained": record["abstained"],
+                "answer": record["answer"], "raw_answer": record["raw_answer"], "abstained": record["abstained"],
                 "contains_old": contains_answer(record["answer"], edit.old),
                 "contains_new": contains_answer(record["answer"], edit.new),
+                # Before the edit the expected value is the old one, afterwards the new one.
+                "sources_contain_expected": record.get("answer_in_sources"),
             }
         rows[system.name] = row
     return {**state, "systems": rows}

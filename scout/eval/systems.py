@@ -126,6 +126,7 @@ class Outcome:
     cited_doc_ids: list[str] = field(default_factory=list)
     cited_passages: list[str] = field(default_factory=list)
     source_doc_ids: list[str] = field(default_factory=list)
+    source_passages: list[str] = field(default_factory=list)
     retrieved_doc_ids: list[str] | None = None
     support: float | None = None
     invalid_citations: int = 0
@@ -240,6 +241,7 @@ def outcome_from_answer(answer: Answer, seconds: float, cpu_seconds: float) -> O
         cited_doc_ids=list(dict.fromkeys(c.doc_id for c in answer.citations)),
         cited_passages=[hit.text for hit in cited],
         source_doc_ids=list(dict.fromkeys(hit.doc_id for hit in answer.sources)),
+        source_passages=[hit.text for hit in answer.sources],
         support=None if answer.abstained else answer.support,
         invalid_citations=answer.invalid_citations, backend=answer.backend, model=answer.model,
     )
