@@ -61,7 +61,9 @@ class FusionConfig:
     `candidates` is how many hits each signal contributes before fusion.
     """
 
-    method: str = "rrf"
+    # Weighted fusion beat RRF on nDCG@10 on the sample corpus, with two and with four signals
+    # (docs/benchmarks.md, retrieval section).
+    method: str = "weighted"
     rrf_k: int = 60
     weights: dict[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
     candidates: int = 50
