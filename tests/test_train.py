@@ -382,6 +382,13 @@ def test_distill_kl_mode_rejects_anthropic_teacher(tmp_path):
         DistillOptions(index=tmp_path, out=tmp_path / "out", mode="kl", teacher="anthropic")
 
 
+def test_options_reject_invalid_counts(tmp_path):
+    with pytest.raises(ConfigError, match="invalid questions 0"):
+        DistillOptions(index=tmp_path, out=tmp_path / "out", questions=0)
+    with pytest.raises(ConfigError, match="invalid paraphrases -1"):
+        FinetuneOptions(index=tmp_path, out=tmp_path / "out", paraphrases=-1)
+
+
 def test_saved_adapter_loads_through_local_generator(fake_index, tiny_model_dir, tmp_path):
     out = tmp_path / "finetuned"
     options = FinetuneOptions(index=fake_index, out=out, model=str(tiny_model_dir), questions=4, train=TrainConfig(steps=2, batch_size=2))

@@ -50,7 +50,31 @@ DEFAULT_ANTHROPIC_TEACHER = "claude-haiku-4-5"
 
 
 @dataclass
-class DistillOptions:
+class RunOptions:
+    """Settings both commands share: where the data comes from and goes, and how prompts are built.
+
+    Prompts that read sources get `passages` retrieved passages of at most `max_source_chars`
+    characters each, and a teacher answer is at most `answer_tokens` tokens long.
+    """
+
+    index: Path
+    out: Path
+    questions: int = 60
+    passages: int = 2
+    max_source_chars: int = 400
+    answer_tokens: int = 64
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        counts = {"questions": self.questions, "passages": self.passages, "answer_tokens": self.answer_tokens, "max_source_chars": self.max_source_chars}
+        for name, value in counts.items():
+            if value < 1:
+                raise ConfigError(f"invalid {name} {value!r}; expected a positive integer")
+
+
+@dataclass
+class DistillOptions(RunOptions):
     """Settings of `scout distill`.
 
     `mode` picks what the student reads and which loss it learns from:
@@ -64,21 +88,14 @@ class DistillOptions:
     the student's tokenizer, else by cross-entropy on the teacher's text.
     """
 
-    index: Path
-    out: Path
     mode: str = "context"
     teacher: str = "local"
     teacher_model: str | None = None
     student: str = DEFAULT_STUDENT
-    questions: int = 60
     question_source: str = "template"
-    passages: int = 2
-    max_source_chars: int = 400
-    answer_tokens: int = 64
-    seed: int = 0
-    train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.mode not in DISTILL_MODES:
             raise ConfigError(f"invalid mode {self.mode!r}; expected one of {DISTILL_MODES}")
         if self.teacher not in TEACHER_BACKENDS:
@@ -90,7 +107,6 @@ class DistillOptions:
                 "--mode kl needs the teacher's token probabilities, which only a local teacher provides; "
                 "use --teacher local, or --mode sequence to learn from the Anthropic model's text"
             )
-        _check_counts(questions=self.questions, passages=self.passages, answer_tokens=self.answer_tokens, max_source_chars=self.max_source_chars)
 
     @property
     def teacher_ref(self) -> str:
@@ -100,44 +116,31 @@ class DistillOptions:
 
 
 @dataclass
-class FinetuneOptions:
+class FinetuneOptions(RunOptions):
     """Settings of `scout finetune`.
 
     `closed_book` trains the student to answer from the question alone, so the facts must end
     up in its weights. Otherwise the student reads retrieved passages and cites the one with the
     answer. `teacher` None extracts each answer from the corpus: the clicked document's
     best-matching sentence for a log question, the key sentence for a chunk question. With
-    `local` or `anthropic`, that teacher writes the answers from retrieved passages. `pretrain` adds the text of the chunks
-    the answers come from as plain language-modelling examples.
+    `local` or `anthropic`, that teacher writes the answers from retrieved passages. `pretrain`
+    adds the text of the chunks the answers come from as plain language-modelling examples.
     """
 
-    index: Path
-    out: Path
+    questions: int = 40
     closed_book: bool = True
     model: str = DEFAULT_STUDENT
     teacher: str | None = None
     teacher_model: str | None = None
-    questions: int = 40
     paraphrases: int = 2
     pretrain: bool = False
-    passages: int = 2
-    max_source_chars: int = 400
-    answer_tokens: int = 64
-    seed: int = 0
-    train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.teacher is not None and self.teacher not in TEACHER_BACKENDS:
             raise ConfigError(f"invalid teacher {self.teacher!r}; expected one of {TEACHER_BACKENDS} or none")
         if self.paraphrases < 0:
             raise ConfigError(f"invalid paraphrases {self.paraphrases!r}; expected 0 or more")
-        _check_counts(questions=self.questions, passages=self.passages, answer_tokens=self.answer_tokens, max_source_chars=self.max_source_chars)
-
-
-def _check_counts(**values: int) -> None:
-    for name, value in values.items():
-        if value < 1:
-            raise ConfigError(f"invalid {name} {value!r}; expected a positive integer")
 
 
 @dataclass
