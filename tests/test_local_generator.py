@@ -30,17 +30,23 @@ def split_stream(generator: LocalGenerator, prompt: Prompt = PROMPT, max_tokens:
     return items[:-1], usages[0]
 
 
-def reference_generation(folder: Path, text: str, max_tokens: int, add_special_tokens: bool) -> tuple[int, int, str]:
-    """Greedy-decode with plain transformers calls: prompt tokens, new tokens and the decoded text."""
+def reference_generation(
+    folder: Path, text: str, max_tokens: int, add_special_tokens: bool, repetition_penalty: float = 1.1
+) -> tuple[int, int, str]:
+    """Greedy-decode with plain transformers calls: prompt tokens, new tokens and the decoded text.
+
+    The repetition penalty skips the prompt, as transformers documents for `prompt_ignore_length`.
+    """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, RepetitionPenaltyLogitsProcessor
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     inputs = tokenizer(text, return_tensors="pt", add_special_tokens=add_special_tokens)
-    with torch.inference_mode():
-        sequences = model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False, repetition_penalty=1.1)
     prompt_length = inputs["input_ids"].shape[1]
+    penalty = RepetitionPenaltyLogitsProcessor(repetition_penalty, prompt_ignore_length=prompt_length)
+    with torch.inference_mode():
+        sequences = model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False, logits_processor=[penalty])
     new_tokens = sequences[0, prompt_length:]
     return prompt_length, len(new_tokens), tokenizer.decode(new_tokens, skip_special_tokens=True)
 
@@ -81,6 +87,21 @@ class TestLocalGeneratorTinyModel:
             tiny_model_dir, chat_text(tiny_model_dir, PROMPT), max_tokens=24, add_special_tokens=False
         )
         assert usage.input_tokens == prompt_length
+        assert usage.output_tokens == new_tokens
+        assert "".join(pieces) == text
+
+    @pytest.mark.parametrize("repetition_penalty", [1.0, 1.5])
+    def test_repetition_penalty_skips_prompt(self, tiny_model_dir, repetition_penalty):
+        generator = LocalGenerator(str(tiny_model_dir), repetition_penalty=repetition_penalty)
+        pieces, usage = split_stream(generator, max_tokens=24)
+
+        _, new_tokens, text = reference_generation(
+            tiny_model_dir,
+            chat_text(tiny_model_dir, PROMPT),
+            max_tokens=24,
+            add_special_tokens=False,
+            repetition_penalty=repetition_penalty,
+        )
         assert usage.output_tokens == new_tokens
         assert "".join(pieces) == text
 

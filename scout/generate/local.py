@@ -43,7 +43,7 @@ class LocalGenerator:
             raise ConfigError(f"repetition_penalty must be > 0 (1.0 disables it), got {repetition_penalty!r}")
         self.model = model
         self.threads = threads
-        self.repetition_penalty = repetition_penalty
+        self.repetition_penalty = float(repetition_penalty)
         self._loaded_model = None
         self._tokenizer = None
         self._load_lock = threading.Lock()
@@ -103,7 +103,7 @@ class _DecodingThread(threading.Thread):
     """Runs greedy `generate` and feeds a `TextIteratorStreamer` that the caller reads."""
 
     def __init__(self, model, tokenizer, inputs, max_tokens: int, repetition_penalty: float) -> None:
-        from transformers import TextIteratorStreamer
+        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TextIteratorStreamer
 
         super().__init__(name="scout-local-generate", daemon=True)
         self.streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -112,10 +112,14 @@ class _DecodingThread(threading.Thread):
         self.error: Exception | None = None
         self._loaded_model = model
         self._inputs = inputs
+        # The penalty skips the prompt's tokens. `repetition_penalty=` in generate() penalizes
+        # them too, which lowers the score of every token in the sources the answer should copy.
+        prompt_length = inputs["input_ids"].shape[1]
+        penalty = RepetitionPenaltyLogitsProcessor(repetition_penalty, prompt_ignore_length=prompt_length)
         self._settings = {
             "max_new_tokens": max_tokens,
             "do_sample": False,
-            "repetition_penalty": repetition_penalty,
+            "logits_processor": LogitsProcessorList([penalty] if repetition_penalty != 1.0 else []),
             "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
         }
 
