@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-KIND_COLOURS = {"rag": "tab:blue", "rag+finetuned": "tab:purple", "oracle": "tab:green", "closed-book": "tab:orange"}
-
-
 def write_charts(systems: dict[str, dict], k: int, out: Path) -> list[tuple[str, str]]:
     """Write the charts into `out` and return (file name, caption) pairs for the report."""
     import matplotlib
@@ -27,7 +24,7 @@ def _quality_vs_cost(systems: dict[str, dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     paid = any((m["usd_per_1000_queries"] or 0) > 0 for m in systems.values())
-    figure, axes = plt.subplots(1, 2 if paid else 1, figsize=(11 if paid else 7, 4.8), squeeze=False)
+    figure, axes = plt.subplots(1, 2 if paid else 1, figsize=(11 if paid else 7.5, 4.8), squeeze=False)
     _scatter(axes[0][0], systems, "cpu_seconds_per_query", "CPU seconds per query (this machine, whole process)")
     if paid:
         _scatter(axes[0][1], systems, "usd_per_1000_queries", "API cost, US dollars per 1,000 queries")
@@ -38,17 +35,27 @@ def _quality_vs_cost(systems: dict[str, dict], path: Path) -> None:
 
 
 def _scatter(axis, systems: dict[str, dict], x_key: str, x_label: str) -> None:
-    for name, metrics in systems.items():
-        x, y = metrics[x_key], metrics["f1"]
-        if x is None or y is None:
+    """Plot F1 as a filled marker and F1 before the support check as a hollow one, joined by a line."""
+    top, right = 0.0, 0.0
+    for i, (name, metrics) in enumerate(systems.items()):
+        x, f1, raw_f1 = metrics[x_key], metrics["f1"], metrics["raw_f1"]
+        if x is None or f1 is None:
             continue
-        axis.scatter([x], [y], s=80, color=KIND_COLOURS.get(metrics["kind"], "tab:gray"), zorder=3)
-        axis.annotate(name, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
+        colour = f"C{i}"
+        if raw_f1 is not None and abs(raw_f1 - f1) > 1e-9:
+            axis.plot([x, x], [f1, raw_f1], color=colour, linewidth=1, alpha=0.6)
+            axis.scatter([x], [raw_f1], s=80, facecolors="none", edgecolors=colour, zorder=3)
+        axis.scatter([x], [f1], s=80, color=colour, zorder=3)
+        axis.annotate(name, (x, f1), textcoords="offset points", xytext=(7, 4), fontsize=9)
+        top, right = max(top, f1, raw_f1 or 0.0), max(right, x)
+    axis.scatter([], [], s=60, color="gray", label="F1 (what the user sees)")
+    axis.scatter([], [], s=60, facecolors="none", edgecolors="gray", label="F1 before Scout's support check")
+    axis.legend(fontsize=8, loc="upper right")
     axis.set_xlabel(x_label)
     axis.set_ylabel("token F1 (answerable questions)")
-    axis.set_ylim(0, 1.05)
-    axis.set_xlim(left=0)
-    axis.margins(x=0.25)
+    axis.set_ylim(0, min(1.05, max(0.25, top * 1.4)))
+    # Room on the right for the label of the costliest system; 1.0 when every system costs 0.
+    axis.set_xlim(0, right * 1.35 or 1.0)
     axis.grid(alpha=0.3)
 
 
@@ -82,26 +89,28 @@ def _quality(systems: dict[str, dict], k: int, path: Path) -> None:
     import numpy as np
 
     metrics = [
-        ("em", "EM"), ("f1", "F1"), (f"recall@{k}", f"recall@{k}"), ("mrr", "MRR"),
-        ("citation_precision", "citation\nprecision"), ("citation_recall", "citation\nrecall"),
-        ("groundedness", "grounded-\nness"), ("abstention_rate_unanswerable", "abstains on\nunanswerable"),
+        ("em", "EM"), ("f1", "F1"), ("raw_f1", "F1 before\nsupport\ncheck"), (f"recall@{k}", f"recall@{k}"), ("mrr", "MRR"),
+        ("answer_in_sources", "answer in\nsources"), ("citation_precision", "citation\nprecision"),
+        ("citation_recall", "citation\nrecall"), ("groundedness", "grounded-\nness"),
+        ("abstention_rate_unanswerable", "abstains on\nunanswerable"), ("false_abstention_rate", "false\nabstentions"),
     ]
     names = list(systems)
     width = 0.8 / max(len(names), 1)
     positions = np.arange(len(metrics))
-    figure, axis = plt.subplots(figsize=(11, 4.6))
+    figure, axis = plt.subplots(figsize=(13, 5.2))
     for i, name in enumerate(names):
         values = [systems[name].get(key) for key, _ in metrics]
         offsets = positions - 0.4 + width * (i + 0.5)
-        axis.bar(offsets, [v if v is not None else 0 for v in values], width=width, label=name)
+        axis.bar(offsets, [v if v is not None else 0 for v in values], width=width, label=name, color=f"C{i}")
         for x, value in zip(offsets, values):
-            if value is None:
-                axis.annotate("n/a", (x, 0), ha="center", textcoords="offset points", xytext=(0, 2), fontsize=7, color="gray")
+            label = "n/a" if value is None else f"{value:.2f}"
+            axis.annotate(label, (x, value or 0), ha="center", textcoords="offset points", xytext=(0, 2), fontsize=6.5, rotation=90,
+                          color="gray" if value is None else "black")
     axis.set_xticks(positions, [label for _, label in metrics], fontsize=9)
-    axis.set_ylim(0, 1.05)
+    axis.set_ylim(0, 1.15)
     axis.set_ylabel("score (0 to 1)")
-    axis.set_title("Quality metrics (n/a: the metric does not apply to that system)")
-    axis.legend(fontsize=8, loc="upper right")
+    axis.set_title("Quality metrics per system (n/a: the metric does not apply to that system)")
+    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(len(names), 4), frameon=False)
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
