@@ -204,12 +204,14 @@ class TestConfiguration:
 
 
 class TestSuites:
-    def test_select_takes_kinds_in_turn(self, tmp_path):
-        questions = [EvalQuestion(f"a{i}", "q", ("x",), kind="a") for i in range(4)] + [EvalQuestion("b0", "q", kind="b")]
+    def test_select_spreads_over_kinds(self, tmp_path):
+        questions = [EvalQuestion(f"a{i}", "q", ("x",), kind="a") for i in range(6)] + [EvalQuestion("b0", "q", kind="b")]
         suite = Suite("s", questions, tmp_path)
 
-        assert [q.id for q in suite.select(3)] == ["a0", "b0", "a1"]
-        assert len(suite.select(None)) == 5
+        # a gets 3 places and b its only question; a's are every second one of six.
+        assert [q.id for q in suite.select(4)] == ["a0", "b0", "a2", "a4"]
+        assert [q.id for q in suite.select(2)] == ["a0", "b0"]
+        assert len(suite.select(None)) == 7
         with pytest.raises(ConfigError):
             suite.select(0)
 

@@ -233,3 +233,24 @@ def test_cli_rejects_unknown_suite(tmp_path, capsys):
 
     assert code == 2
     assert "unknown suite 'nope'" in capsys.readouterr().err
+
+
+def test_anthropic_cost_from_local_server(tmp_path, monkeypatch):
+    from scout.testing.anthropic_server import FakeAnthropicServer
+
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"claude-haiku-4-5": {"input_per_mtok": 1.0, "output_per_mtok": 5.0}}))
+    suite = write_suite(tmp_path / "suite")
+    config = EvalConfig(suite="tiny", systems="rag:anthropic", index=tmp_path / "index", out=tmp_path / "report", prices=prices)
+
+    with FakeAnthropicServer(reply=lambda request: "The Brandenburg Gate has 12 columns. [1]") as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        results = run_eval(config, suite=suite, index_config=IndexConfig.for_embedder("fake", 64), embedder=FakeEmbedder(64), progress=False)
+
+    records = results["records"]
+    expected = sum(r["input_tokens"] * 1.0 + r["output_tokens"] * 5.0 for r in records) / 1e6 / len(records) * 1000
+    assert len(server.requests) == 4
+    assert results["systems"]["rag:anthropic"]["usd_per_1000_queries"] == pytest.approx(expected)
+    assert expected > 0
+    assert "`claude-haiku-4-5` 1.0 in / 5.0 out" in (tmp_path / "report" / "report.md").read_text()

@@ -27,7 +27,7 @@ def add_commands(subparsers) -> None:
     )
     parser.add_argument("--index", required=True, type=Path, help="index directory for the suite's documents (created, or reused when it contains them)")
     parser.add_argument("--out", required=True, type=Path, help="report directory")
-    parser.add_argument("--limit", type=int, help="run only this many questions, taken in turn from each question kind")
+    parser.add_argument("--limit", type=int, help="run only this many questions, shared among the question kinds and evenly spaced within each")
     parser.add_argument("-k", type=int, help="passages each generator reads (default: the index's setting, 4)")
     parser.add_argument("--prices", type=Path, help="TOML or JSON file: model = {input_per_mtok, output_per_mtok} in US dollars")
     parser.add_argument("--freshness", action="store_true", help="after the run, edit a fact in one document, re-ingest, and ask again")

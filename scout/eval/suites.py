@@ -88,26 +88,43 @@ class Suite:
     metadata: dict = field(default_factory=dict)
 
     def select(self, limit: int | None) -> list[EvalQuestion]:
-        """Return the first `limit` questions, taken in turn from each kind so a short run covers every kind."""
+        """Return `limit` questions spread over the suite, all of them when `limit` is None.
+
+        Each question kind gets a share in turn, so a short run covers every kind. Within a kind the
+        questions are evenly spaced through the suite's order, so they spread over its documents.
+        """
         if limit is None or limit >= len(self.questions):
             return list(self.questions)
         if limit < 1:
             raise ConfigError(f"invalid limit {limit!r}; expected a positive number of questions")
-        return list(_round_robin(self.questions))[:limit]
+        by_kind: dict[str, list[EvalQuestion]] = {}
+        for question in self.questions:
+            by_kind.setdefault(question.kind, []).append(question)
+        quotas = _shares_in_turn([len(group) for group in by_kind.values()], limit)
+        picked = [_evenly_spaced(group, quota) for group, quota in zip(by_kind.values(), quotas)]
+        return list(_interleave(picked))
 
 
-def _round_robin(questions: list[EvalQuestion]) -> Iterator[EvalQuestion]:
-    by_kind: dict[str, list[EvalQuestion]] = {}
-    for question in questions:
-        by_kind.setdefault(question.kind, []).append(question)
-    queues = [iter(group) for group in by_kind.values()]
-    while queues:
-        for queue in list(queues):
-            item = next(queue, None)
-            if item is None:
-                queues.remove(queue)
-            else:
-                yield item
+def _shares_in_turn(sizes: list[int], total: int) -> list[int]:
+    """Hand out `total` places one at a time to each group in turn, skipping groups that are full."""
+    shares = [0] * len(sizes)
+    while total > 0:
+        for i, size in enumerate(sizes):
+            if total > 0 and shares[i] < size:
+                shares[i] += 1
+                total -= 1
+    return shares
+
+
+def _evenly_spaced(items: list[EvalQuestion], count: int) -> list[EvalQuestion]:
+    return [items[i * len(items) // count] for i in range(count)]
+
+
+def _interleave(groups: list[list[EvalQuestion]]) -> Iterator[EvalQuestion]:
+    for position in range(max((len(g) for g in groups), default=0)):
+        for group in groups:
+            if position < len(group):
+                yield group[position]
 
 
 def load_suite(name: str, work_dir: Path, datasets_dir: str | Path | None = None, corpus_dir: str | Path | None = None) -> Suite:
