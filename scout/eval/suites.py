@@ -148,8 +148,10 @@ def load_suite(name: str, work_dir: Path, datasets_dir: str | Path | None = None
 def _sample_corpus(corpus_dir: str | Path | None) -> Path:
     if corpus_dir is not None:
         return Path(corpus_dir).expanduser()
-    here = Path("sample_corpus")
-    return here if here.is_dir() else Path(__file__).resolve().parents[2] / "sample_corpus"
+    in_working_directory = Path("sample_corpus")
+    if in_working_directory.is_dir():
+        return in_working_directory
+    return Path(__file__).resolve().parents[2] / "sample_corpus"
 
 
 def read_jsonl(path: Path) -> list[dict]:
