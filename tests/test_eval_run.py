@@ -254,3 +254,24 @@ def test_anthropic_cost_from_local_server(tmp_path, monkeypatch):
     assert results["systems"]["rag:anthropic"]["usd_per_1000_queries"] == pytest.approx(expected)
     assert expected > 0
     assert "`claude-haiku-4-5` 1.0 in / 5.0 out" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_checkpoint_systems_with_tiny_model(tmp_path):
+    from scout.testing.tiny_model import build_tiny_causal_lm
+
+    checkpoint = build_tiny_causal_lm(tmp_path / "checkpoint")
+    (checkpoint / "scout_training.json").write_text(json.dumps({"kind": "finetune", "steps": 3, "cpu_minutes": 1.5}))
+    suite = write_suite(tmp_path / "suite")
+    suite.questions = suite.questions[:2]
+    systems = f"closed-book:{checkpoint},rag+finetuned:{checkpoint}"
+
+    results = evaluate(tmp_path, systems, suite)
+
+    closed, tuned = results["systems"][f"closed-book:{checkpoint}"], results["systems"][f"rag+finetuned:{checkpoint}"]
+    assert closed["questions"] == 2
+    assert closed["training_cpu_minutes"] == 1.5
+    assert closed["recall@4"] is None
+    assert tuned["recall@4"] == 1.0
+    assert tuned["output_tokens_mean"] > 0
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "finetune, 3 steps, 1.5 CPU minutes" in markdown

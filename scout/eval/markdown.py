@@ -84,9 +84,24 @@ def _setup(results: dict) -> str:
         + "; ".join(f"`{model}` {p['input_per_mtok']} in / {p['output_per_mtok']} out" for model, p in results["prices"].items())
         + ". Local and fake generators cost $0 in API fees, so their cost is CPU seconds.",
     ]
+    for name, m in results["systems"].items():
+        if m["training"]:
+            lines.append(_training_line(name, m["training"]))
     if index["missing_gold_documents"]:
         lines.append(f"- **Warning**: {len(index['missing_gold_documents'])} gold documents are missing from the index.")
     return "\n".join(lines) + "\n"
+
+
+def _training_line(name: str, training: dict) -> str:
+    """Describe a checkpoint from its `scout_training.json`, using the keys that are present."""
+    parts = [f"- **Checkpoint of `{name}`**: {training.get('kind', 'training run')}"]
+    if training.get("steps") is not None:
+        parts.append(f", {training['steps']} steps")
+    if training.get("cpu_minutes") is not None:
+        parts.append(f", {fmt(float(training['cpu_minutes']), 1)} CPU minutes")
+    if training.get("command"):
+        parts.append(f", trained with `{training['command']}`")
+    return "".join(parts) + "."
 
 
 def _quality_table(results: dict) -> str:
