@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -21,6 +22,9 @@ PLUGIN_COMMANDS: list[str] = ["scout.train.cli", "scout.eval.cli", "scout.app.cl
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Must be set before torch loads: spinning OpenMP threads slow torch about tenfold when other
+    # processes share the cores. Library code leaves this to the application.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

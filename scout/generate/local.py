@@ -36,7 +36,7 @@ class LocalGenerator:
 
     backend = "local"
 
-    def __init__(self, model: str = DEFAULT_MODEL, threads: int | None = None, repetition_penalty: float = 1.1) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, threads: int | None = None, repetition_penalty: float = 1.0) -> None:
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
         if repetition_penalty <= 0:
