@@ -142,6 +142,14 @@ class TestBuild:
             assert (tmp_path / "index" / "graph" / "generation.txt").read_text() == generation
             assert "e:charles babbage" in reopened.store.graph.graph
 
+    def test_older_build_version_is_rebuilt(self, scout, tmp_path, monkeypatch):
+        scout.close()
+        monkeypatch.setattr("scout.graph.knowledge.BUILD_VERSION", 999)
+        monkeypatch.setattr("scout.graph.build.BUILD_VERSION", 999)
+
+        with open_fake(tmp_path / "index") as reopened:
+            assert reopened.store.graph.graph.graph["build_version"] == 999
+
     def test_damaged_graph_file_is_rebuilt(self, scout, tmp_path):
         expected = set(scout.store.graph.graph.edges)
         scout.close()
@@ -157,17 +165,20 @@ class TestConsistency:
         index.ingest([corpus], progress=False)
         before = index.store.graph.graph
         old_lovelace_chunk = chunk_of(before, "lovelace")
-        assert "e:london" in before and "e:england" in before
+        assert "e:london" in before
+        assert "e:england" in before
 
         edited = [dict(r, text="Ada Lovelace wrote the first program for the Analytical Engine.") if r["id"] == "lovelace" else r for r in RECORDS if r["id"] != "london"]
         (corpus / "people.jsonl").write_text(jsonl(edited), encoding="utf-8")
         report = index.ingest([corpus], progress=False)
         after = index.store.graph.graph
 
-        assert report.updated == ["lovelace"] and report.deleted == ["london"]
+        assert report.updated == ["lovelace"]
+        assert report.deleted == ["london"]
         assert after.graph["generation"] == str(report.run_id)
         assert "d:london" not in after
-        assert "e:london" not in after and "e:england" not in after
+        assert "e:london" not in after
+        assert "e:england" not in after
         assert old_lovelace_chunk not in after
         assert not after.has_edge(chunk_of(after, "lovelace"), "d:babbage")
         assert not any(node.startswith("c:london") for node in after)
@@ -195,7 +206,7 @@ class TestConsistency:
 class TestPageRank:
     @staticmethod
     def hand_made() -> KnowledgeGraph:
-        """e:a is named by chunk c1 of doc d1; c1 also names e:b, whose home d2 holds c2; c3 is unreachable."""
+        """Build a graph where chunk c1 names e:a and e:b, e:b's home d2 contains c2, and c3 is unreachable."""
         graph = nx.Graph(generation="1")
         for doc in ("d1", "d2", "d3"):
             graph.add_node(f"d:{doc}", kind="document", title=doc, acl=["public"])
@@ -236,6 +247,19 @@ class TestPageRank:
         knowledge.graph.nodes["e:a"]["chunks"] = 3
 
         assert knowledge.link("A and B") == {"e:a": pytest.approx(0.25), "e:b": pytest.approx(0.75)}
+
+    def test_chunk_inherits_document_score(self):
+        knowledge = self.hand_made()
+        scores = knowledge.personalized_pagerank(knowledge.link("A"), {"public"})
+
+        ranking = dict(knowledge.rank_chunks("A", {"public"}, limit=10))
+
+        assert ranking["c2"] == pytest.approx(scores["c:c2"] + scores["d:d2"])
+
+    def test_passage_seeds_rank_without_entities(self):
+        ranking = self.hand_made().rank_chunks("nothing known here", {"public"}, limit=10, passages={"c3": 0.2})
+
+        assert [chunk for chunk, _ in ranking] == ["c3"]
 
     def test_graph_signal_reaches_second_hop(self, scout):
         hits = scout.search("Who worked with Ada Lovelace?", k=10, signals=["graph"])
@@ -282,7 +306,8 @@ class TestRetrieval:
     def test_hits_carry_graph_and_click_signals(self, scout):
         hits = scout.search("Who designed the Analytical Engine?", k=3)
 
-        assert "graph" in hits[0].signals and "click" in hits[0].signals
+        assert "graph" in hits[0].signals
+        assert "click" in hits[0].signals
         assert {"graph", "click"} <= set(hits[0].ranks)
         assert hits[0].doc_id in {"babbage", "engine"}
 
@@ -309,7 +334,8 @@ class TestEntityApi:
         entity = scout.entity("analytical engine")
 
         assert entity.name == "Analytical Engine"
-        assert entity.documents[0].doc_id == "engine" and entity.documents[0].home
+        assert entity.documents[0].doc_id == "engine"
+        assert entity.documents[0].home
         assert {"babbage", "lovelace"} <= {d.doc_id for d in entity.documents}
         assert "Charles Babbage" in {e.name for e in entity.entities}
         assert "analytical engine designer" in {q.query for q in entity.queries}

@@ -40,6 +40,9 @@ from scout.graph.snapshot import CatalogSnapshot
 
 logger = logging.getLogger(__name__)
 
+# Bumped whenever the build changes, so a graph saved by an older Scout is rebuilt.
+BUILD_VERSION = 1
+
 EDGE_WEIGHTS = {
     "contains": 1.0,
     "home": 2.0,
@@ -51,8 +54,8 @@ EDGE_WEIGHTS = {
     "session": 0.5,
 }
 
-# Co-occurrence edges grow with the square of the names per chunk; only the rarest names of a
-# chunk (those in the fewest chunks, so the most specific) get them.
+# Co-occurrence edges grow with the square of the names per chunk. So only a chunk's rarest names,
+# those found in the fewest chunks, get them.
 MAX_COOCCURRING_NAMES = 12
 
 
@@ -101,7 +104,7 @@ class _Vocabulary:
 
 def build_graph(snapshot: CatalogSnapshot, extractor: EntityExtractor | None = None) -> nx.Graph:
     """Build the graph of one catalog snapshot; the same snapshot always gives the same graph."""
-    graph = nx.Graph(generation=snapshot.generation)
+    graph = nx.Graph(generation=snapshot.generation, build_version=BUILD_VERSION)
     tokens = [tokens_of(chunk.text) for chunk in snapshot.chunks]
     vocabulary = _collect_names(snapshot, tokens, extractor or KeyPhraseExtractor())
     _add_documents(graph, snapshot)

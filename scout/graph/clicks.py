@@ -97,7 +97,7 @@ class ClickPrior:
         """Up to `k` logged queries most similar to `query`, other than `query` itself.
 
         A logged query whose every click went to a document outside `visible` is left out, so the
-        log does not reveal what a reader may not see; queries with no click are kept.
+        log does not reveal what a reader may not see. Queries with no click are kept.
         """
         asked = " ".join(query.lower().split())
         related: list[RelatedQuery] = []

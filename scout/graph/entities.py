@@ -23,8 +23,8 @@ _PARENTHETICAL = re.compile(r"\s*\([^)]*\)\s*$")
 _POSSESSIVE = re.compile(r"['’]s$")
 _SENTENCE_END = re.compile(r"[.!?:;\n]")
 
-# English function words and words too generic to name anything; phrases may not start or end
-# with them, and a single-word name must not be one of them.
+# English function words and words too generic to name anything. Names may not start or end
+# with one, and a single-word name may not be one.
 STOPWORDS = frozenset(
     """
     a about above after again against all also although am an and any are as at be because been before being
@@ -135,7 +135,7 @@ def _is_capitalised(token: Token) -> bool:
 class EntityExtractor(Protocol):
     """Proposes entity names for a corpus of chunk texts.
 
-    `extract` sees every chunk once, as text and as `tokens_of(text)`, and returns candidate names. The graph builder adds titles,
+    `extract` receives every chunk once, as text and as `tokens_of(text)`, and returns candidate names. The graph builder adds titles,
     aliases and fact subjects and objects itself, then finds every name's mentions in every chunk,
     so an extractor only has to say which strings name something. A named-entity recogniser fits
     here: return the text of each recognised span.
@@ -246,7 +246,7 @@ class MentionMatcher:
     """Finds known entity names in text by looking up token n-grams, longest match first.
 
     A name spelled with capitals ("Paris") matches only a span that has a capitalised word,
-    so the entity Hell does not match "hell of a day"; lower-case names match any case.
+    so the entity Hell does not match "hell of a day". Lower-case names match any case.
 
     >>> matcher = MentionMatcher({("eiffel", "tower"): "e1", ("paris",): "e2"}, proper={("paris",)})
     >>> matcher.find("Paris has the eiffel tower; paris is lower case here.")

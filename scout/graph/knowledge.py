@@ -14,7 +14,7 @@ import networkx as nx
 
 from scout.config import BM25Config
 from scout.graph import storage
-from scout.graph.build import build_graph
+from scout.graph.build import BUILD_VERSION, build_graph
 from scout.graph.clicks import ClickPrior
 from scout.graph.entities import EntityExtractor, MentionMatcher, entity_key
 from scout.graph.snapshot import read_snapshot
@@ -71,13 +71,16 @@ class KnowledgeGraph:
 
     @classmethod
     def load_or_build(cls, catalog_path: Path, folder: Path, generation: str, extractor: EntityExtractor | None = None) -> KnowledgeGraph:
-        """Load the saved graph when its stamp equals `generation`; otherwise rebuild and save it."""
+        """Load the saved graph when it is stamped `generation` and has this `BUILD_VERSION`; otherwise rebuild and save it."""
         if storage.stored_generation(folder) == generation:
             started = time.perf_counter()
             try:
-                return cls(storage.load(folder), time.perf_counter() - started)
+                graph = storage.load(folder)
             except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:  # a removed folder or a damaged file
                 logger.warning("could not load the graph from %s (%s); rebuilding it from the catalog", folder, exc)
+            else:
+                if graph.graph.get("build_version") == BUILD_VERSION:
+                    return cls(graph, time.perf_counter() - started)
         logger.info("graph is behind the catalog (generation %s); rebuilding", generation)
         graph = cls.from_snapshot(read_snapshot(catalog_path), extractor)
         try:
@@ -111,7 +114,7 @@ class KnowledgeGraph:
         return self._matcher
 
     def find_entity(self, name: str) -> str | None:
-        """The node id of the entity named `name` (any case, accents or alias), or None."""
+        """Return the node id of the entity named `name` (any case, accents or alias), or None."""
         return self.matcher.names.get(entity_key(name))
 
     def close_matches(self, name: str, limit: int = 5) -> list[str]:
@@ -130,10 +133,10 @@ class KnowledgeGraph:
         return [name for _, _, name in scored[:limit]]
 
     def link(self, text: str) -> dict[str, float]:
-        """Entities named in `text`, each weighted by its specificity, 1 / (chunks that mention it).
+        """Find the entities named in `text`, each weighted by 1 / (chunks that mention it).
 
-        Rarer names say more about what the text is after (HippoRAG's node specificity,
-        Gutierrez et al., NeurIPS 2024). Weights sum to 1.
+        A rarer name is a more specific cue. This is the node specificity of HippoRAG (Gutiérrez
+        et al., arXiv:2405.14831). Weights sum to 1.
         """
         found = [node for node in self.matcher.find(text, case_sensitive=False) if node in self.graph]
         weights = {node: 1.0 / max(1, self.graph.nodes[node]["chunks"]) for node in found}
@@ -157,7 +160,7 @@ class KnowledgeGraph:
         return {node[2:] for node, kind in self.graph.nodes(data="kind") if kind == "document" and node not in hidden}
 
     def view(self, groups: set[str]) -> nx.Graph:
-        """The graph a reader in `groups` may walk: without the documents they may not see.
+        """Return the subgraph a reader in `groups` may walk, without the documents they may not see.
 
         Their chunks go too, and so do entities named only there and queries that clicked only
         there. Entities from fact tables stay, because fact tables carry no ACL.
@@ -202,15 +205,29 @@ class KnowledgeGraph:
         # Starting the power iteration at the seeds keeps nodes the walk never reaches at exactly 0.
         return nx.pagerank(graph, alpha=alpha, personalization=seeds, nstart=seeds, weight="weight", tol=1e-8)
 
-    def rank_chunks(self, query: str, groups: set[str], limit: int, alpha: float = 0.5) -> Ranking:
-        """Chunks ranked by their personalised PageRank from the entities `query` names."""
-        scores = self.personalized_pagerank(self.link(query), groups, alpha)
-        chunks = [(node[2:], score) for node, score in scores.items() if node.startswith("c:") and score > 0]
+    def rank_chunks(self, query: str, groups: set[str], limit: int, alpha: float = 0.5, passages: dict[str, float] | None = None) -> Ranking:
+        """Rank chunks by personalised PageRank from the entities `query` names and from `passages`.
+
+        `passages` (chunk id -> restart weight) adds chunks as seeds, as HippoRAG 2 seeds its walk
+        with dense-retrieval passages (Gutiérrez et al., arXiv:2502.14802). A chunk scores its own
+        PageRank plus its document's, because links from other chunks and titles reach the
+        document node, not its chunks.
+        """
+        seeds = self.link(query)
+        for chunk_id, weight in (passages or {}).items():
+            seeds["c:" + chunk_id] = seeds.get("c:" + chunk_id, 0.0) + weight
+        scores = self.personalized_pagerank(seeds, groups, alpha)
+        chunks = []
+        for node, score in scores.items():
+            if node.startswith("c:"):
+                total = score + scores.get("d:" + self.graph.nodes[node]["doc"], 0.0)
+                if total > 0:
+                    chunks.append((node[2:], total))
         chunks.sort(key=lambda pair: (-pair[1], pair[0]))
         return chunks[:limit]
 
     def click_prior(self, config: BM25Config) -> ClickPrior:
-        """The click prior over this graph's logged queries, built on first use."""
+        """Return the click prior over this graph's logged queries, built on first use."""
         if self._click_prior is None:
             self._click_prior = ClickPrior(self.graph, config)
         return self._click_prior
@@ -235,7 +252,7 @@ class KnowledgeGraph:
 
 
 def _spelling_similarity(wanted: tuple[str, ...], key: tuple[str, ...]) -> float:
-    """The best difflib ratio between `wanted` and `key` or any run of `key`'s words as long as `wanted`."""
+    """Return the best difflib ratio of `wanted` to `key` or to any run of `key`'s words as long as `wanted`."""
     target = " ".join(wanted)
     size = min(len(wanted), len(key))
     windows = {" ".join(key)} | {" ".join(key[i : i + size]) for i in range(len(key) - size + 1)}

@@ -50,7 +50,7 @@ class EntityQuery:
 
 @dataclass
 class EntityNeighbourhood:
-    """What the graph holds about one entity, as a reader in some ACL groups may see it."""
+    """An entity's documents, linked entities and queries, as a reader in some ACL groups may see them."""
 
     name: str
     aliases: list[str]
@@ -65,7 +65,7 @@ class EntityNeighbourhood:
 
 
 def describe_entity(knowledge: KnowledgeGraph, name: str, groups: set[str], limit: int = 10) -> EntityNeighbourhood:
-    """The neighbourhood of the entity `name`, at most `limit` items per list, best first.
+    """Collect the neighbourhood of the entity `name`, at most `limit` items per list, best first.
 
     Raises `EntityNotFoundError` with close matches when no visible entity has that name.
     """

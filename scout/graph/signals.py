@@ -6,28 +6,42 @@ from scout.index.store import IndexStore
 
 Ranking = list[tuple[str, float]]
 
-# Personalised PageRank damping: 0.5 keeps most of the mass within two or three hops of the
-# query's entities, which is what multi-hop questions need (HippoRAG uses 0.5 as well).
+# Personalised PageRank damping: the chance of following an edge rather than restarting.
 DEFAULT_ALPHA = 0.5
+
+# The top BM25 chunks also seed the walk: the best at PASSAGE_WEIGHT, the others in proportion
+# to their BM25 score, next to the query's entities, whose weights sum to 1. Without them, a
+# question naming only common entities walks off topic (measured in benchmarks/multihop.py).
+PASSAGE_SEEDS = 5
+PASSAGE_WEIGHT = 0.2
 
 
 class GraphSignal:
-    """Chunks ranked by personalised PageRank from the entities the query names.
+    """Chunks ranked by personalised PageRank from the entities the query names and its top BM25 chunks.
 
-    Returns nothing when the query names no known entity, so fusion falls back to the other
-    signals. Only chunks the reader may see are returned.
+    Returns nothing when the query names no known entity and matches no chunk. Only chunks the
+    reader may see are returned.
     """
 
-    def __init__(self, store: IndexStore, alpha: float = DEFAULT_ALPHA) -> None:
+    def __init__(self, store: IndexStore, alpha: float = DEFAULT_ALPHA, passage_weight: float = PASSAGE_WEIGHT) -> None:
         self.store = store
         self.alpha = alpha
+        self.passage_weight = passage_weight
 
     def __call__(self, query: str, candidates: int, groups: set[str]) -> Ranking:
-        ranking = self.store.graph.rank_chunks(query, groups, candidates, self.alpha)
         visible = self.store.visible_chunks(groups)
+        ranking = self.store.graph.rank_chunks(query, groups, candidates, self.alpha, self._passages(query, visible))
         if visible is None:
             return ranking
         return [(chunk, score) for chunk, score in ranking if chunk in visible]
+
+    def _passages(self, query: str, visible: set[str] | None) -> dict[str, float]:
+        """Return seed weights of the top BM25 chunks: `passage_weight` times score / best score."""
+        hits = self.store.bm25.search(query, PASSAGE_SEEDS, allowed=visible) if self.passage_weight else []
+        if not hits:
+            return {}
+        best = hits[0][1]
+        return {chunk: self.passage_weight * score / best for chunk, score in hits}
 
 
 class ClickSignal:

@@ -48,7 +48,7 @@ class CatalogSnapshot:
 def read_snapshot(catalog_path: Path) -> CatalogSnapshot:
     """Read the catalog through its own read-only connection inside one read transaction.
 
-    In WAL mode a read transaction sees one committed state, so the generation read here
+    In WAL mode a read transaction reads one committed state, so the generation read here
     always matches the rows read with it, even while another process ingests.
     """
     conn = sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, isolation_level=None)

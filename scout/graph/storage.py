@@ -7,7 +7,7 @@ graph/
 ```
 
 NOTE: pickle runs code from the file while loading, so the index directory must be as trusted
-as the code. Anyone who can write it can already change the catalog that answers are built from.
+as the code. Anyone who can write it can already change the catalog that Scout cites.
 Pickle loads the 994-passage HotpotQA graph in about 20 ms, node-link JSON in about 200 ms.
 """
 
@@ -25,7 +25,7 @@ GENERATION_FILE = "generation.txt"
 
 
 def stored_generation(folder: Path) -> str | None:
-    """The generation of the graph saved in `folder`, or None when there is none."""
+    """Return the generation of the graph saved in `folder`, or None when there is none."""
     try:
         return (folder / GENERATION_FILE).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
