@@ -60,8 +60,15 @@ def _header(results: dict) -> str:
     config = results["config"]
     return (
         f"# Scout evaluation: `{results['suite']['name']}` suite\n\n"
-        f"Run on {results['date']}. Command:\n\n```\n{config['command']}\n```\n"
+        f"Report written on {results['date']}{_code_line(results.get('code') or {})}. Command:\n\n```\n{config['command']}\n```\n"
     )
+
+
+def _code_line(code: dict) -> str:
+    if not code.get("commit"):
+        return ""
+    changes = " with uncommitted changes under `scout/`" if code["uncommitted_changes"] else ""
+    return f" at commit `{code['commit']}`{changes}"
 
 
 def _setup(results: dict) -> str:

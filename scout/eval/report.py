@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 import tomllib
@@ -140,6 +141,21 @@ def hardware() -> dict:
     return info
 
 
+def code_version() -> dict:
+    """The git commit of the Scout checkout writing the report, and whether `scout/` has uncommitted changes.
+
+    Both are None outside a git checkout, for example when Scout is installed from a wheel. A
+    resumed run may have answered its questions at earlier commits.
+    """
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "scout"], capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "uncommitted_changes": None}
+    return {"commit": commit.stdout.strip(), "uncommitted_changes": bool(status.stdout.strip())}
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -174,6 +190,7 @@ def write_report(results: dict, config: EvalConfig, index_config: IndexConfig) -
         "index": index_config.to_dict(), "notes": config.notes,
     }
     results["hardware"] = hardware()
+    results["code"] = code_version()
     results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = Path(config.out)
     (out / RESULTS_JSON).write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
