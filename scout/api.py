@@ -86,7 +86,7 @@ class Scout:
         return graph.click_prior(self.config.bm25).related(query, k, graph.visible_documents(allowed))
 
     def entity(self, name: str, *, groups: Iterable[str] | None = None, limit: int = 10) -> EntityNeighbourhood:
-        """An entity's documents, linked entities and the logged queries that led to it.
+        """Describe an entity: its documents, linked entities and the logged queries that led to it.
 
         Raises `scout.graph.EntityNotFoundError`, which lists close matches, for an unknown name.
         """

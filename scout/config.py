@@ -65,7 +65,9 @@ class FusionConfig:
     # (docs/benchmarks.md, retrieval section).
     method: str = "weighted"
     rrf_k: int = 60
-    weights: dict[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
+    # graph and click: the weights benchmarks/multihop.py chose for weighted fusion, the best
+    # multi-hop recall that keeps single-hop nDCG@10 at hybrid's (docs/benchmarks.md, multihop section).
+    weights: dict[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0, "graph": 0.5, "click": 0.25})
     candidates: int = 50
 
 
