@@ -368,7 +368,7 @@ def report(results: Results, command: str) -> str:
         "",
         "The graph weight is the one with the best train100 all@10 (then recall@10) among the weights",
         "that keep the sample corpus's nDCG@10 at least at hybrid's, so multi-hop gains do not cost",
-        "single-hop quality. dev150 was not used to choose it.",
+        "single-hop quality. A tie goes to the smaller weight. dev150 was not used to choose it.",
         "",
         f"| hybrid + graph, weight | {weights} |",
         "|---|" + "---:|" * len(GRAPH_WEIGHTS),
