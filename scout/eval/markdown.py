@@ -91,17 +91,26 @@ def _setup(results: dict) -> str:
         + "; ".join(f"`{model}` {p['input_per_mtok']} in / {p['output_per_mtok']} out" for model, p in results["prices"].items())
         + ". Local and fake generators cost $0 in API fees, so their cost is CPU seconds.",
     ]
-    for name, m in results["systems"].items():
-        if m["training"]:
-            lines.append(_training_line(name, m["training"]))
+    lines += _training_lines(results["systems"])
     if index["missing_gold_documents"]:
         lines.append(f"- **Warning**: {len(index['missing_gold_documents'])} gold documents are missing from the index.")
     return "\n".join(lines) + "\n"
 
 
-def _training_line(name: str, training: dict) -> str:
+def _training_lines(systems: dict[str, dict]) -> list[str]:
+    """One line per checkpoint, naming every system that uses it."""
+    users: dict[str, list[str]] = {}
+    trainings: dict[str, dict] = {}
+    for name, m in systems.items():
+        if m["training"]:
+            users.setdefault(m["model"], []).append(f"`{name}`")
+            trainings[m["model"]] = m["training"]
+    return [_training_line(model, trainings[model], users[model]) for model in trainings]
+
+
+def _training_line(model: str, training: dict, users: list[str]) -> str:
     """Describe a checkpoint from its `scout_training.json`, using the keys that are present."""
-    parts = [f"- **Checkpoint of `{name}`**: {training.get('kind', 'training run')}"]
+    parts = [f"- **Checkpoint `{model}`** (used by {', '.join(users)}): {training.get('kind', 'training run')}"]
     if training.get("steps") is not None:
         parts.append(f", {training['steps']} steps")
     if training.get("cpu_minutes") is not None:
