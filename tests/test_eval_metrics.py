@@ -265,3 +265,10 @@ class TestAnswerInSources:
 
     def test_unanswerable_is_none(self):
         assert answer_in_sources(["anything"], ()) is None
+
+
+def test_chart_short_names():
+    from scout.eval.charts import short_name
+
+    assert short_name("closed-book:/work/checkpoints/distill/") == "closed-book:distill"
+    assert short_name("rag:local=packaged:smollm2-135m-instruct") == "rag:local=packaged:smollm2-135m-instruct"

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+def short_name(system: str) -> str:
+    """A system name for chart labels: a checkpoint path shortened to its folder name."""
+    kind, _, argument = system.partition(":")
+    if "/" not in argument:
+        return system
+    return f"{kind}:{argument.rstrip('/').rsplit('/', 1)[-1]}"
+
+
 def write_charts(systems: dict[str, dict], k: int, out: Path) -> list[tuple[str, str]]:
     """Write the charts into `out` and return (file name, caption) pairs for the report."""
     import matplotlib
@@ -24,7 +32,7 @@ def _quality_vs_cost(systems: dict[str, dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     paid = any((m["usd_per_1000_queries"] or 0) > 0 for m in systems.values())
-    figure, axes = plt.subplots(1, 2 if paid else 1, figsize=(11 if paid else 7.5, 4.8), squeeze=False)
+    figure, axes = plt.subplots(1, 2 if paid else 1, figsize=(14 if paid else 10, 5), squeeze=False)
     _scatter(axes[0][0], systems, "cpu_seconds_per_query", "CPU seconds per query (this machine, whole process)")
     if paid:
         _scatter(axes[0][1], systems, "usd_per_1000_queries", "API cost, US dollars per 1,000 queries")
@@ -45,17 +53,16 @@ def _scatter(axis, systems: dict[str, dict], x_key: str, x_label: str) -> None:
         if raw_f1 is not None and abs(raw_f1 - f1) > 1e-9:
             axis.plot([x, x], [f1, raw_f1], color=colour, linewidth=1, alpha=0.6)
             axis.scatter([x], [raw_f1], s=80, facecolors="none", edgecolors=colour, zorder=3)
-        axis.scatter([x], [f1], s=80, color=colour, zorder=3)
-        axis.annotate(name, (x, f1), textcoords="offset points", xytext=(7, 4), fontsize=9)
+        axis.scatter([x], [f1], s=80, color=colour, zorder=3, label=short_name(name))
         top, right = max(top, f1, raw_f1 or 0.0), max(right, x)
-    axis.scatter([], [], s=60, color="gray", label="F1 (what the user sees)")
-    axis.scatter([], [], s=60, facecolors="none", edgecolors="gray", label="F1 before Scout's support check")
-    axis.legend(fontsize=8, loc="upper right")
+    axis.scatter([], [], s=60, color="gray", label="filled: F1 (what the user sees)")
+    axis.scatter([], [], s=60, facecolors="none", edgecolors="gray", label="hollow: F1 before Scout's support check")
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     axis.set_xlabel(x_label)
     axis.set_ylabel("token F1 (answerable questions)")
     axis.set_ylim(0, min(1.05, max(0.25, top * 1.4)))
-    # Room on the right for the label of the costliest system; 1.0 when every system costs 0.
-    axis.set_xlim(0, right * 1.35 or 1.0)
+    # A margin right of the costliest system; 1.0 when every system costs 0.
+    axis.set_xlim(0, right * 1.15 or 1.0)
     axis.grid(alpha=0.3)
 
 
@@ -67,12 +74,12 @@ def _latency(systems: dict[str, dict], path: Path) -> None:
     p50 = [(systems[n]["latency_p50_ms"] or 0) / 1000 for n in names]
     p95 = [(systems[n]["latency_p95_ms"] or 0) / 1000 for n in names]
     positions = np.arange(len(names))
-    figure, axis = plt.subplots(figsize=(7, 1.2 + 0.7 * len(names)))
+    figure, axis = plt.subplots(figsize=(9, 1.2 + 0.7 * len(names)))
     axis.barh(positions - 0.18, p50, height=0.35, label="p50", color="tab:blue")
     axis.barh(positions + 0.18, p95, height=0.35, label="p95", color="tab:orange")
     for y, value in [*zip(positions - 0.18, p50), *zip(positions + 0.18, p95)]:
         axis.annotate(f"{value:.1f} s", (value, y), textcoords="offset points", xytext=(4, -3), fontsize=8)
-    axis.set_yticks(positions, names)
+    axis.set_yticks(positions, [short_name(n) for n in names])
     axis.invert_yaxis()
     axis.set_xlabel("seconds per answer")
     axis.set_title("Answer latency")
@@ -101,7 +108,7 @@ def _quality(systems: dict[str, dict], k: int, path: Path) -> None:
     for i, name in enumerate(names):
         values = [systems[name].get(key) for key, _ in metrics]
         offsets = positions - 0.4 + width * (i + 0.5)
-        axis.bar(offsets, [v if v is not None else 0 for v in values], width=width, label=name, color=f"C{i}")
+        axis.bar(offsets, [v if v is not None else 0 for v in values], width=width, label=short_name(name), color=f"C{i}")
         for x, value in zip(offsets, values):
             label = "n/a" if value is None else f"{value:.2f}"
             axis.annotate(label, (x, value or 0), ha="center", textcoords="offset points", xytext=(0, 2), fontsize=6.5, rotation=90,
