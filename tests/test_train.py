@@ -359,6 +359,7 @@ def test_distill_context_mode_trains_closed_book_with_kl(fake_index, tiny_model_
 
     assert run.manifest["loss"] == "kl"
     assert run.manifest["student_prompt"] == "closed_book"
+    assert run.manifest["train_config"]["max_length"] == 256
     rows = [json.loads(line) for line in (out / "data" / "train.jsonl").read_text().splitlines()]
     assert rows
     assert all(row["prompt"]["system"] == closed_book_prompt("x").system for row in rows)
@@ -369,12 +370,23 @@ def test_distill_context_mode_trains_closed_book_with_kl(fake_index, tiny_model_
 def test_distill_sequence_mode_student_reads_passages(fake_index, tiny_model_dir, tmp_path):
     options = DistillOptions(
         index=fake_index, out=tmp_path / "out", mode="sequence", teacher_model="fake-teacher", student=str(tiny_model_dir),
-        questions=4, max_source_chars=120, train=TrainConfig(steps=1, batch_size=2, max_length=1024),
+        questions=4, max_source_chars=120, max_length=1024, train=TrainConfig(steps=1, batch_size=2),
     )
     run = run_distill(options, embedder=fake_embedder(), teacher_generator=CountingTeacher(), progress=False)
 
     assert run.manifest["loss"] == "sequence"
     assert run.manifest["student_prompt"] == "rag"
+    assert run.manifest["train_config"]["max_length"] == 1024
+
+
+def test_reading_student_gets_longer_default(fake_index, tiny_model_dir, tmp_path):
+    options = DistillOptions(
+        index=fake_index, out=tmp_path / "out", mode="sequence", teacher_model="fake-teacher", student=str(tiny_model_dir),
+        questions=2, max_source_chars=40, train=TrainConfig(steps=1, batch_size=1),
+    )
+    run = run_distill(options, embedder=fake_embedder(), teacher_generator=CountingTeacher(), progress=False)
+
+    assert run.manifest["train_config"]["max_length"] == 512
 
 
 def test_distill_kl_mode_rejects_anthropic_teacher(tmp_path):
@@ -415,7 +427,7 @@ def test_finetune_manifest_records_run(fake_index, tiny_model_dir, tmp_path):
     assert manifest["student_prompt"] == "closed_book"
     assert manifest["steps"] == 3
     assert len(manifest["losses"]) == 3
-    assert manifest["train_cpu_minutes"] > 0
+    assert manifest["train_cpu_minutes"] >= 0
     assert manifest["cpu_minutes"] == manifest["train_cpu_minutes"]
     assert manifest["data_build"]["wall_seconds"] > 0
     assert manifest["train_config"]["steps"] == 3
@@ -429,7 +441,7 @@ def test_finetune_manifest_records_run(fake_index, tiny_model_dir, tmp_path):
 
 def test_finetune_reading_examples_cite_answer_source(fake_index, tiny_model_dir, tmp_path):
     out = tmp_path / "reading"
-    options = FinetuneOptions(index=fake_index, out=out, closed_book=False, model=str(tiny_model_dir), questions=4, paraphrases=1, max_source_chars=120, train=TrainConfig(steps=1, batch_size=2, max_length=1024))
+    options = FinetuneOptions(index=fake_index, out=out, closed_book=False, model=str(tiny_model_dir), questions=4, paraphrases=1, max_source_chars=120, max_length=1024, train=TrainConfig(steps=1, batch_size=2))
     run = run_finetune(options, embedder=fake_embedder(), progress=False)
     rows = [json.loads(line) for line in (out / "data" / "train.jsonl").read_text().splitlines()]
 
@@ -447,7 +459,7 @@ def test_cli_registers_train_commands(tmp_path):
     from scout.cli import build_parser
 
     args = build_parser().parse_args(["distill", "--index", "i", "--out", str(tmp_path)])
-    assert (args.mode, args.steps, args.batch_size, args.max_length) == ("context", 30, 4, 256)
+    assert (args.mode, args.steps, args.batch_size, args.max_length) == ("context", 30, 4, None)
     args = build_parser().parse_args(["finetune", "--closed-book", "--index", "i", "--out", str(tmp_path), "--pretrain"])
     assert args.closed_book
     assert args.pretrain

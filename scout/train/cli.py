@@ -7,7 +7,16 @@ import shlex
 
 from scout.errors import ConfigError
 from scout.train.lora import TrainConfig
-from scout.train.run import DISTILL_MODES, DEFAULT_STUDENT, DistillOptions, FinetuneOptions, run_distill, run_finetune
+from scout.train.run import (
+    CLOSED_BOOK_MAX_LENGTH,
+    DEFAULT_STUDENT,
+    DISTILL_MODES,
+    READING_MAX_LENGTH,
+    DistillOptions,
+    FinetuneOptions,
+    run_distill,
+    run_finetune,
+)
 
 TRAIN_DEFAULTS = TrainConfig()
 
@@ -67,7 +76,7 @@ def _add_shared(parser: argparse.ArgumentParser) -> None:
     defaults = TRAIN_DEFAULTS
     parser.add_argument("--steps", type=int, default=defaults.steps, help=f"optimizer steps in total, counting resumed ones (default {defaults.steps})")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"examples per step (default {defaults.batch_size})")
-    parser.add_argument("--max-length", type=int, default=defaults.max_length, help=f"tokens per student sequence, prompt included (default {defaults.max_length})")
+    parser.add_argument("--max-length", type=int, help=f"tokens per student sequence, prompt included (default {CLOSED_BOOK_MAX_LENGTH} without passages, {READING_MAX_LENGTH} with)")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help=f"AdamW learning rate (default {defaults.learning_rate})")
     parser.add_argument("--lora-rank", type=int, default=defaults.lora_rank, help=f"LoRA rank r (default {defaults.lora_rank}); alpha is twice the rank")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help=f"save a resumable checkpoint every N steps (default {defaults.checkpoint_every})")
@@ -82,7 +91,6 @@ def _train_config(args, **extra) -> TrainConfig:
     return TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
-        max_length=args.max_length,
         learning_rate=args.learning_rate,
         lora_rank=args.lora_rank,
         lora_alpha=2 * args.lora_rank,
@@ -96,7 +104,7 @@ def cmd_distill(args) -> int:
     options = DistillOptions(
         index=args.index, out=args.out, mode=args.mode, teacher=args.teacher, teacher_model=args.teacher_model,
         student=args.student, questions=args.questions, question_source=args.question_source, passages=args.passages,
-        max_source_chars=args.max_source_chars, answer_tokens=args.answer_tokens, seed=args.seed,
+        max_source_chars=args.max_source_chars, answer_tokens=args.answer_tokens, seed=args.seed, max_length=args.max_length,
         train=_train_config(args, temperature=args.temperature),
     )
     run = run_distill(options, command=_command("distill", args), progress=not args.no_progress)
@@ -111,7 +119,7 @@ def cmd_finetune(args) -> int:
         index=args.index, out=args.out, closed_book=args.closed_book, model=args.model, teacher=args.teacher,
         teacher_model=args.teacher_model, questions=args.questions, paraphrases=args.paraphrases, pretrain=args.pretrain,
         passages=args.passages, max_source_chars=args.max_source_chars, answer_tokens=args.answer_tokens, seed=args.seed,
-        train=_train_config(args),
+        max_length=args.max_length, train=_train_config(args),
     )
     run = run_finetune(options, command=_command("finetune", args), progress=not args.no_progress)
     _print_summary(run)

@@ -48,13 +48,19 @@ DISTILL_MODES = ("sequence", "kl", "context")
 DEFAULT_STUDENT = DEFAULT_MODEL
 DEFAULT_ANTHROPIC_TEACHER = "claude-haiku-4-5"
 
+CLOSED_BOOK_MAX_LENGTH = 256
+# Scout's prompt with 2 passages of 400 characters comes to about 330 SmolLM2 tokens before the answer.
+READING_MAX_LENGTH = 512
+
 
 @dataclass
 class RunOptions:
     """Settings both commands share: where the data comes from and goes, and how prompts are built.
 
     Prompts that read sources get `passages` retrieved passages of at most `max_source_chars`
-    characters each, and a teacher answer is at most `answer_tokens` tokens long.
+    characters each, and a teacher answer is at most `answer_tokens` tokens long. `max_length`
+    None sets `train.max_length` by the student's prompt: `CLOSED_BOOK_MAX_LENGTH` tokens for a
+    student that reads only the question, `READING_MAX_LENGTH` for one that reads passages.
     """
 
     index: Path
@@ -64,6 +70,7 @@ class RunOptions:
     max_source_chars: int = 400
     answer_tokens: int = 64
     seed: int = 0
+    max_length: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
@@ -191,7 +198,7 @@ def run_distill(options: DistillOptions, *, command: str = "", embedder=None, te
     data = _write_data(out, questions, examples)
     data_time = started.elapsed()
     loss = _distill_loss(options, student_reads_passages)
-    train_config = _with_loss(options.train, loss)
+    train_config = _sized(options, loss, student_reads_passages)
     model, tokenizer, teacher_model = _load_models(options.student, options.teacher_ref if loss == "kl" and not same_model else None)
     result = train_lora(model, tokenizer, examples, train_config, output_dir=out, teacher_model=teacher_model, data_hash=data["train.jsonl"]["sha256"], progress=progress)
 
@@ -248,7 +255,7 @@ def run_finetune(options: FinetuneOptions, *, command: str = "", embedder=None, 
 
     data = _write_data(out, questions, examples)
     data_time = started.elapsed()
-    train_config = _with_loss(options.train, "sequence")
+    train_config = _sized(options, "sequence", not options.closed_book)
     model, tokenizer, _ = _load_models(options.model, None)
     result = train_lora(model, tokenizer, examples, train_config, output_dir=out, data_hash=data["train.jsonl"]["sha256"], progress=progress)
 
@@ -360,8 +367,10 @@ def _write_data(out: Path, questions, examples) -> dict[str, dict]:
     }
 
 
-def _with_loss(config: TrainConfig, loss: str) -> TrainConfig:
-    return TrainConfig(**(config.to_dict() | {"loss": loss}))
+def _sized(options: RunOptions, loss: str, student_reads_passages: bool) -> TrainConfig:
+    """Return the training configuration with the loss and the student's maximum length set."""
+    max_length = options.max_length or (READING_MAX_LENGTH if student_reads_passages else CLOSED_BOOK_MAX_LENGTH)
+    return TrainConfig(**(options.train.to_dict() | {"loss": loss, "max_length": max_length}))
 
 
 def _same_model(first: str, second: str) -> bool:
@@ -441,9 +450,9 @@ def _manifest(*, kind, command, options, student, student_prompt, teacher, loss,
         "losses": result.losses,
         "resumed_from_step": result.resumed_from,
         "train_wall_seconds": round(result.wall_seconds, 1),
-        "train_cpu_minutes": round(result.cpu_minutes, 2),
+        "train_cpu_minutes": round(result.cpu_minutes, 3),
         "seconds_per_step": round(result.wall_seconds / result.step, 2) if result.step else None,
-        "cpu_minutes": round(result.cpu_minutes + teacher.get("cpu_minutes", 0.0), 2),
+        "cpu_minutes": round(result.cpu_minutes + teacher.get("cpu_minutes", 0.0), 3),
         "data_build": data_time,
         "torch_threads": torch.get_num_threads(),
         "versions": {"scout": __version__, "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
