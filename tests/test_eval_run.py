@@ -85,6 +85,9 @@ def test_full_run_writes_report(tmp_path):
     for name in PNGS:
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert results["hardware"]["cpu_cores"] >= 1
+    # No gold answer shares a word with its question.
+    assert results["suite"]["question_echo_f1"] == 0.0
+    assert "Answering each question with its own text scores F1" in markdown
 
 
 def test_rag_metrics_on_tiny_suite(tmp_path):
@@ -116,6 +119,7 @@ def test_freshness_rag_gives_new_answer(tmp_path):
     assert rows["rag:fake"]["freshness-before"]["contains_old"]
     assert rows["rag:fake"]["freshness-after"]["contains_new"]
     assert rows["rag:fake"]["freshness-after"]["sources_contain_expected"]
+    assert rows["rag:fake"]["freshness-after"]["raw_contains_new"]
     assert rows["closed-book:fake"]["freshness-after"]["sources_contain_expected"] is None
     assert not rows["closed-book:fake"]["freshness-after"]["contains_new"]
     assert results["freshness"]["reingest_seconds"] >= 0

@@ -131,7 +131,9 @@ def _quality_table(results: dict) -> str:
         "system", "questions", "errors", "EM", "F1", "F1 before support check", "abstains on unanswerable",
         "false abstentions", "groundedness",
     ]
-    return "## Answer quality\n\n" + _table(header, rows)
+    echo = results["suite"].get("question_echo_f1")
+    baseline = f"\nAnswering each question with its own text scores F1 {fmt(echo)}: an F1 near that shows no knowledge.\n" if echo is not None else ""
+    return "## Answer quality\n\n" + _table(header, rows) + baseline
 
 
 def _retrieval_table(results: dict) -> str:
@@ -211,6 +213,8 @@ def _yes_no(value: bool | None) -> str:
 
 
 def _freshness_cell(result: dict) -> str:
+    if result["abstained"] and result.get("raw_contains_new"):
+        return "abstains, though the model's text has the new value"
     if result["abstained"]:
         return "abstains"
     if result["contains_new"]:

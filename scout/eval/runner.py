@@ -27,7 +27,7 @@ from scout.api import Scout
 from scout.config import IndexConfig
 from scout.errors import ConfigError, GeneratorError
 from scout.eval.freshness import FreshnessEdit, numeric_freshness_edit, write_edited_document
-from scout.eval.metrics import contains_answer
+from scout.eval.metrics import contains_answer, mean, token_f1
 from scout.eval.report import aggregate, load_prices, write_report
 from scout.eval.results import RESULTS_FILE, ResultStore, error_record, score
 from scout.eval.suites import EvalQuestion, Suite, load_suite
@@ -131,6 +131,8 @@ def suite_info(suite: Suite, questions: list[EvalQuestion]) -> dict:
         "gold_documents": suite.gold_documents, "questions_total": len(suite.questions),
         "questions_run": len(questions), "question_kinds": kinds,
         "answerable": sum(q.answerable for q in questions), "unanswerable": sum(not q.answerable for q in questions),
+        # A floor for F1: generated sentences that restate the question score about this much.
+        "question_echo_f1": mean(token_f1(q.question, q.answers) for q in questions if q.answerable),
     }
 
 
@@ -217,6 +219,7 @@ def freshness_summary(state: dict, edit: FreshnessEdit, suite: str, systems: lis
                 "answer": record["answer"], "raw_answer": record["raw_answer"], "abstained": record["abstained"],
                 "contains_old": contains_answer(record["answer"], edit.old),
                 "contains_new": contains_answer(record["answer"], edit.new),
+                "raw_contains_new": contains_answer(record["raw_answer"], edit.new),
                 # Before the edit the expected value is the old one, afterwards the new one.
                 "sources_contain_expected": record.get("answer_in_sources"),
             }
