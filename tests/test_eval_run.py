@@ -169,6 +169,18 @@ def test_rerun_of_finished_run_asks_nothing(tmp_path):
     assert results["index"]["reused"]
 
 
+def test_rerun_with_other_k_asks_again(tmp_path):
+    suite = write_suite(tmp_path / "suite")
+    evaluate(tmp_path, "rag:fake", suite)
+    config = EvalConfig(suite="tiny", systems="rag:fake", index=tmp_path / "index", out=tmp_path / "report", k=2)
+    counting = FailingGenerator(calls=100)
+
+    results = run_eval(config, suite=suite, embedder=FakeEmbedder(64), generators={"rag:fake": counting}, progress=False)
+
+    assert counting.calls == 4
+    assert {r["k"] for r in results["records"]} == {2}
+
+
 def test_incomplete_line_is_asked_again(tmp_path):
     suite = write_suite(tmp_path / "suite")
     evaluate(tmp_path, "rag:fake", suite)

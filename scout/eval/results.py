@@ -108,9 +108,10 @@ class ResultStore:
             if handle.read(1) != b"\n":
                 handle.write(b"\n")
 
-    def is_done(self, suite: str, system: str, question_id: str) -> bool:
+    def is_done(self, suite: str, system: str, question_id: str, k: int) -> bool:
+        """Whether the question has a result without error that was produced with `k` passages."""
         record = self.records.get((suite, system, question_id))
-        return record is not None and "error" not in record
+        return record is not None and "error" not in record and record.get("k") == k
 
     def append(self, record: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -139,7 +139,7 @@ def suite_info(suite: Suite, questions: list[EvalQuestion]) -> dict:
 def answer_all(suite: str, systems: list[EvalSystem], questions: list[EvalQuestion], store: ResultStore, k: int, progress: bool, phase: str = "main") -> None:
     """Ask every pending (question, system) pair, question by question, appending each result as it finishes."""
     total = len(systems) * len(questions)
-    pending = [(q, s) for q in questions for s in systems if not store.is_done(suite, s.name, q.id)]
+    pending = [(q, s) for q in questions for s in systems if not store.is_done(suite, s.name, q.id, k)]
     if total and not pending:
         logger.info("all %d answers of suite %s are already in %s", total, suite, store.path)
     with tqdm(total=total, initial=total - len(pending), desc=f"eval {suite}", unit="answer", disable=not progress or not pending) as bar:
@@ -173,7 +173,7 @@ def run_freshness(scout: Scout, suite: Suite, systems: list[EvalSystem], store: 
     before = freshness_question(edit, BEFORE, edit.old)
     after = freshness_question(edit, AFTER, edit.new)
     answer_all(suite.name, systems, [before], store, k, progress, phase="freshness")
-    if not all(store.is_done(suite.name, s.name, AFTER) for s in systems):
+    if not all(store.is_done(suite.name, s.name, AFTER, k) for s in systems):
         state["reingest_seconds"] = apply_edit(scout, edit, scout.store.path / "freshness-edit", progress)
         try:
             answer_all(suite.name, systems, [after], store, k, progress, phase="freshness")
