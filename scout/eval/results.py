@@ -109,7 +109,7 @@ class ResultStore:
                 handle.write(b"\n")
 
     def is_done(self, suite: str, system: str, question_id: str, k: int) -> bool:
-        """Whether the question has a result without error that was produced with `k` passages."""
+        """Return whether the question has a result without error that was produced with `k` passages."""
         record = self.records.get((suite, system, question_id))
         return record is not None and "error" not in record and record.get("k") == k
 
