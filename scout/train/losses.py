@@ -34,9 +34,9 @@ def kl_distillation_loss(
 
     Both distributions are softmax(logits / temperature) over the last dimension. The result is
     multiplied by temperature**2 so that its gradients keep their scale as the temperature changes
-    (Hinton, Vinyals and Dean, "Distilling the Knowledge in a Neural Network", 2015). `mask` has
-    the logits' shape without the vocabulary dimension; a true or 1 entry counts that token. The
-    loss is zero when the student's logits equal the teacher's.
+    (Hinton, Vinyals and Dean, "Distilling the Knowledge in a Neural Network", arXiv:1503.02531).
+    `mask` has the logits' shape without the vocabulary dimension, and a true or 1 entry counts
+    that token. The loss is zero when the student's logits equal the teacher's.
     """
     import torch
     import torch.nn.functional as F
