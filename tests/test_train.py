@@ -81,6 +81,30 @@ def fake_embedder():
     return FakeEmbedder(64)
 
 
+def test_public_api_is_pinned():
+    import scout.train
+
+    assert scout.train.__all__ == [
+        "IGNORE_INDEX",
+        "CachedTeacher",
+        "DistillOptions",
+        "FinetuneOptions",
+        "TeacherCache",
+        "TrainConfig",
+        "TrainResult",
+        "TrainingExample",
+        "TrainingRun",
+        "closed_book_prompt",
+        "encode_example",
+        "kl_distillation_loss",
+        "run_distill",
+        "run_finetune",
+        "sequence_loss",
+        "train_lora",
+    ]
+    assert all(hasattr(scout.train, name) for name in scout.train.__all__)
+
+
 # Losses
 
 
