@@ -1,6 +1,6 @@
 """Teachers: generators whose outputs become training targets, cached so a re-run calls none.
 
-The cache is a JSONL file; each line stores one output under the SHA-256 of (teacher, prompt,
+The cache is a JSONL file. Each line stores one output under the SHA-256 of (teacher, prompt,
 max_tokens), with the wall and CPU seconds the call took. Lines are appended and flushed one at
 a time, so an interrupted run keeps every output it paid for, and a run that reads outputs from
 the cache can still report what they cost.
