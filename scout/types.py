@@ -52,7 +52,7 @@ class Hit:
     """A retrieved chunk with its fused score and the score of every signal.
 
     `signals` maps a signal name (`bm25`, `dense`, `graph`, `click`) to that signal's raw score,
-    and `ranks` to its 1-based rank; a signal that did not return the chunk is absent.
+    and `ranks` maps it to the 1-based rank. A signal that did not return the chunk is absent.
     """
 
     chunk_id: str
@@ -96,9 +96,9 @@ class Answer:
 
     `text` is what the user should see: when the sources do not support the generated text,
     `text` is the abstention message and `raw_text` keeps what the model wrote.
-    `invalid_citations` counts markers removed because they named no given source;
-    `attributed_citations` counts citations Scout added to an answer the model left uncited;
-    `support` is the share of the answer's content words found in the cited passages;
+    `invalid_citations` counts markers removed because they named no given source.
+    `attributed_citations` counts citations Scout added to an answer the model left uncited.
+    `support` is the share of the answer's content words found in the cited passages.
     `query_id` is the answer's row in the index's query log, for feedback.
     """
 

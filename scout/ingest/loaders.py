@@ -46,7 +46,7 @@ class Fact:
 
 @dataclass
 class LoadedFile:
-    """What one file contributed: documents, log events or facts, plus per-line problems."""
+    """The documents, log events or facts of one file, plus its per-line problems."""
 
     path: Path
     kind: str
@@ -76,7 +76,7 @@ def scan(root: Path) -> list[Path]:
 
 
 def document_id_for(path: Path, root: Path) -> str:
-    """A file document's id: its path relative to the ingest root, POSIX style, without the suffix."""
+    """Return a file document's id: its path relative to the ingest root, POSIX style, without the suffix."""
     base = root.parent if root.is_file() else root
     return path.relative_to(base).with_suffix("").as_posix()
 

@@ -142,11 +142,12 @@ def _plan(store: IndexStore, roots: list[Path], loaded: list[LoadedFile], report
     seen_facts = {str(r.path) for r in loaded if r.kind == "facts"}
     removed_logs: set[str] = set()
     removed_facts: set[str] = set()
+    fact_sources = store.catalog.fact_sources()
     for root in roots:
         prefix = str(root) if root.is_file() else str(root) + os.sep
         under_roots |= store.catalog.document_ids_under(prefix)
         removed_logs |= store.catalog.log_sources_under(prefix) - seen_logs
-        removed_facts |= {s for s in store.catalog.fact_sources() if s.startswith(prefix)} - seen_facts
+        removed_facts |= {s for s in fact_sources if s.startswith(prefix)} - seen_facts
     report.deleted = sorted(under_roots - set(documents))
 
     logs = [r for r in loaded if r.kind == "log" and store.catalog.log_source_hash(str(r.path)) != r.content_hash]
